@@ -1,0 +1,44 @@
+"""POST /api/synthesize — ``{text, voice, format, speed}`` → a synthesis job.
+
+``202`` with ``{id, status, status_url, audio_url, …}`` while it runs (``Location`` names the job);
+``200`` once finished — at once on a cache hit, or within ``?wait=S`` seconds (at most ``MAX_WAIT_S``).
+``audio_url`` is set when the job has succeeded.
+"""
+
+from starlette.concurrency import run_in_threadpool
+
+from runtime.errors import InvalidInput
+from runtime.functions import function
+from runtime.http import json_response, read_json
+from runtime.speech.request import from_synthesize
+from runtime.speech.service import job_view
+from storage.models import ACTIVE_STATES
+
+
+def _wait_seconds(request, limit: float) -> float:
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise InvalidInput(f"'wait' must be a number of seconds, got {raw!r}", code="invalid_wait") from None
+    if not 0 <= wait <= limit:
+        raise InvalidInput(f"'wait' must be between 0 and {limit:g} seconds, got {raw}", code="invalid_wait")
+    return wait
+
+
+@function(route="/api/synthesize", methods=["POST"], timeout_s=3600)
+async def synthesize(request, ctx):
+    wait = _wait_seconds(request, ctx.settings.max_wait_s)
+    req = from_synthesize(await read_json(request), ctx.catalog, ctx.settings.max_text_chars)
+    key = ctx.speech.cached(req)
+    if key is not None:
+        job = await run_in_threadpool(ctx.speech.record_hit, req, key)
+    else:
+        job, _ = await run_in_threadpool(ctx.speech.submit, req)
+        if wait > 0 and job.status in ACTIVE_STATES:
+            job = await ctx.speech.wait(job.id, wait)
+    view = job_view(job)
+    status = 202 if job.status in ACTIVE_STATES else 200
+    return json_response(view, status, headers={"location": view["status_url"]})

@@ -1,0 +1,1 @@
+"""The ef speech functions runtime: settings, function registry, app, broker, worker, CLI."""

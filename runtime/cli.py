@@ -1,0 +1,62 @@
+"""``python -m runtime serve [--host H] [--port P]`` and ``python -m runtime worker``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from loguru import logger
+
+from runtime import logging as runtime_logging
+from runtime.settings import Settings, SettingsError
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from runtime.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=30, server_header=False)
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    if settings.embedded:
+        logger.error("`python -m runtime worker` needs REDIS_URL; without it the worker runs inside `serve`")
+        return 2
+    from runtime.services import Services
+
+    services = Services.build(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    services.start_worker(load_in_background=False)
+    logger.info("worker ready; engines loaded: {}", ", ".join(services.ready_engines()) or "none")
+    while not stop.wait(1.0):
+        pass
+    logger.info("worker stopping: finishing jobs in flight")
+    services.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime", description="ef speech functions")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service (and, without REDIS_URL, the worker too)")
+    serve.add_argument("--host", help="bind address (default HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default PORT or 8000)")
+    sub.add_parser("worker", help="run a synthesis worker process (Redis mode)")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "serve":
+            settings = settings.with_(**{k: v for k, v in (("host", args.host), ("port", args.port)) if v})
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    runtime_logging.setup(settings.log_level, settings.log_json)
+    return _serve(settings) if args.command == "serve" else _worker(settings)

@@ -1,0 +1,135 @@
+"""Discovers the function modules, validates them, and mounts each function on one stable endpoint.
+
+Each module is loaded fresh under a unique module name (``spec_from_file_location``, never
+``importlib.reload``). The route table is built once; every endpoint looks the *active* version of its
+function up per request, so activating another version later is a pointer move, not a rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from runtime.errors import ApiError, PayloadTooLarge, Timeout
+from runtime.functions import SPEC_ATTR, FunctionDefinitionError, FunctionSpec
+
+
+@dataclass(frozen=True)
+class LoadedModule:
+    name: str  # e.g. "speech" or "admin.users"
+    path: Path
+    sha256: str
+    module_name: str  # the unique sys.modules name it was loaded under
+    specs: tuple[FunctionSpec, ...]
+
+
+def load_module(path: Path, name: str) -> LoadedModule:
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    module_name = f"ef_functions.{name}.v{digest[:12]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise FunctionDefinitionError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except FunctionDefinitionError as exc:
+        raise FunctionDefinitionError(f"{path}: {exc}") from None
+    specs = [s for obj in vars(module).values() for s in getattr(obj, SPEC_ATTR, ())
+             if getattr(obj, "__module__", None) == module_name]
+    if not specs:
+        raise FunctionDefinitionError(f"{path} declares no @function handler; every module in functions/ must")
+    return LoadedModule(name, path, digest, module_name, tuple(specs))
+
+
+def discover(directory: Path) -> list[LoadedModule]:
+    """Load every ``*.py`` under ``directory`` (files starting with ``_`` are helpers and skipped)."""
+    modules = []
+    for path in sorted(Path(directory).rglob("*.py")):
+        rel = path.relative_to(directory)
+        if any(part.startswith("_") for part in rel.parts):
+            continue
+        modules.append(load_module(path, ".".join(rel.with_suffix("").parts)))
+    return modules
+
+
+class Registry:
+    def __init__(self, modules: list[LoadedModule], default_max_body: int) -> None:
+        self.default_max_body = default_max_body
+        self._active: dict[str, FunctionSpec] = {}
+        self._where: dict[str, Path] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self.modules = {m.name: m for m in modules}
+        seen_routes: dict[tuple[str, str], str] = {}
+        for module in modules:
+            for spec in module.specs:
+                if spec.name in self._active:
+                    raise FunctionDefinitionError(
+                        f"function name {spec.name!r} is declared twice: in {self._where[spec.name]} and in "
+                        f"{module.path}; give one of them another name=")
+                for method in spec.methods:
+                    other = seen_routes.get((method, spec.route))
+                    if other:
+                        raise FunctionDefinitionError(
+                            f"{method} {spec.route} is served by both {other!r} and {spec.name!r} ({module.path})")
+                    seen_routes[(method, spec.route)] = spec.name
+                self._active[spec.name] = spec
+                self._where[spec.name] = module.path
+
+    def names(self) -> list[str]:
+        return sorted(self._active)
+
+    def routes(self, ctx: object) -> list[Route]:
+        return [Route(spec.route, self._endpoint(spec.name, ctx), methods=list(spec.methods), name=spec.name)
+                for spec in self._active.values()]
+
+    def _endpoint(self, name: str, ctx: object):
+        async def endpoint(request: Request) -> Response:
+            spec = self._active[name]  # the pointer: looked up per request
+            limit = spec.max_body if spec.max_body is not None else self.default_max_body
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLarge(f"the request body is {declared} bytes; this function accepts at most {limit}")
+            request = Request(request.scope, _limited_receive(request.receive, limit))
+            if spec.concurrency:
+                semaphore = self._semaphores.setdefault(name, asyncio.Semaphore(spec.concurrency))
+                if semaphore.locked():
+                    raise ApiError(f"{name} is at its limit of {spec.concurrency} requests in flight; retry shortly",
+                                   code="too_many_requests", status=429, headers={"Retry-After": "1"})
+                async with semaphore:
+                    return await _with_timeout(spec, request, ctx)
+            return await _with_timeout(spec, request, ctx)
+
+        endpoint.__name__ = name
+        return endpoint
+
+
+async def _with_timeout(spec: FunctionSpec, request: Request, ctx: object) -> Response:
+    try:
+        return await asyncio.wait_for(spec.handler(request, ctx), timeout=spec.timeout_s)
+    except TimeoutError:
+        raise Timeout(f"{spec.name} did not answer within {spec.timeout_s:g}s") from None
+
+
+def _limited_receive(receive, limit: int):
+    received = 0
+
+    async def wrapped():
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge(f"the request body exceeds this function's limit of {limit} bytes")
+        return message
+
+    return wrapped

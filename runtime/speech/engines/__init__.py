@@ -1,0 +1,50 @@
+"""Engine registry: engine names → factories. Unknown names are rejected at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from runtime.settings import Settings
+from runtime.speech.engines.base import CANARY_TEXT, Engine, EngineError, ProbeResult, Voice
+
+
+def _piper(settings: Settings) -> Engine:
+    from pathlib import Path
+
+    from runtime.speech.engines.piper import PiperEngine
+
+    model = Path(settings.piper_model_path) if settings.piper_model_path else None
+    config = Path(settings.piper_config_path) if settings.piper_config_path else None
+    return PiperEngine(model, config, threads=settings.piper_threads)
+
+
+def _espeak(settings: Settings) -> Engine:
+    from runtime.speech.engines.espeak import EspeakEngine
+
+    return EspeakEngine()
+
+
+FACTORIES: dict[str, Callable[[Settings], Engine]] = {"piper": _piper, "espeak": _espeak}
+
+
+def build_engines(settings: Settings) -> dict[str, Engine]:
+    """Instantiate the engines ``ENGINES`` names, in order. Cheap: models are loaded by ``load()``.
+
+    An engine whose files are missing is reported and left out; the service starts with the rest.
+    """
+    from loguru import logger
+
+    engines: dict[str, Engine] = {}
+    for name in settings.engines:
+        if name not in FACTORIES:
+            raise ValueError(f"unknown engine {name!r} in ENGINES; known: {', '.join(FACTORIES)}")
+        try:
+            engines[name] = FACTORIES[name](settings)
+        except EngineError as exc:
+            logger.error("engine {} disabled: {}", name, exc)
+    if not engines:
+        raise EngineError(f"no engine of ENGINES={','.join(settings.engines)} could be set up; see the log above")
+    return engines
+
+
+__all__ = ["CANARY_TEXT", "Engine", "EngineError", "ProbeResult", "Voice", "build_engines"]

@@ -1,0 +1,89 @@
+"""The engine adapter interface. Every engine (Piper, eSpeak NG, later Coqui and external HTTP) is one.
+
+Two halves: metadata that is cheap to read in any process (``voices``, ``identity``) and the heavy
+runtime loaded once per worker process (``load``, ``synthesize``).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from runtime.speech.audio import Pcm
+
+CANARY_TEXT = "Ready."
+
+
+class EngineError(RuntimeError):
+    """An engine could not produce audio for this request (the next engine of the chain may)."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str
+    name: str  # the engine's own name for it
+    language: str  # BCP 47-ish, e.g. "en-US"
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "engine": self.engine, "name": self.name, "language": self.language,
+                "description": self.description}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    engine: str
+    ok: bool
+    latency_s: float
+    error: str = ""
+
+
+class Engine(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def voices(self) -> list[Voice]:
+        """Voices this engine offers. Cheap: never loads a model."""
+
+    @abstractmethod
+    def identity(self) -> str:
+        """Stable id of the model and engine version (goes into cache keys). Cheap after the first call."""
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model into this process. Idempotent."""
+
+    @property
+    @abstractmethod
+    def loaded(self) -> bool: ...
+
+    @abstractmethod
+    def _synthesize(self, text: str, voice: str, speed: float) -> Pcm: ...
+
+    def synthesize(self, text: str, voice: str, speed: float = 1.0) -> Pcm:
+        """Speak ``text`` with the engine's voice ``voice``; ``speed`` 1.0 is normal. Raises EngineError."""
+        if not self.loaded:
+            self.load()
+        try:
+            pcm = self._synthesize(text, voice, speed)
+        except EngineError:
+            raise
+        except Exception as exc:  # an engine's own failure becomes a typed one the chain understands
+            raise EngineError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+        if not pcm.samples or pcm.peak() == 0:
+            raise EngineError(f"{self.name} returned no audible audio")
+        return pcm
+
+    def probe(self) -> ProbeResult:
+        """Synthesise a short canary phrase with the first voice."""
+        start = time.perf_counter()
+        try:
+            self.synthesize(CANARY_TEXT, self.voices()[0].name)
+        except Exception as exc:
+            return ProbeResult(self.name, False, time.perf_counter() - start, str(exc))
+        return ProbeResult(self.name, True, time.perf_counter() - start)

@@ -1,0 +1,92 @@
+"""Validated speech requests, built from the callers' JSON shapes. Every mistake raises a typed 4xx."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from runtime.errors import InvalidInput
+from runtime.speech.audio import FORMATS
+from runtime.speech.engines import Voice
+from runtime.speech.keys import cache_key
+from runtime.speech.text import normalise
+from runtime.speech.voices import VoiceCatalog
+
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    text: str  # normalised
+    voice: Voice
+    format: str
+    speed: float
+
+    def key_for(self, voice: Voice, model_id: str) -> str:
+        return cache_key(engine=voice.engine, model_id=model_id, voice=voice.name, text=self.text,
+                         fmt=self.format, params={"speed": self.speed})
+
+
+def _require_object(body: object) -> dict:
+    if not isinstance(body, dict):
+        raise InvalidInput("the JSON body must be an object", code="invalid_json")
+    return body
+
+
+def _text(value: object, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string of text to speak", code="invalid_text")
+    text = normalise(value)
+    if not text:
+        raise InvalidInput(f"'{field}' is empty; give some text to speak", code="empty_text")
+    if len(text) > limit:
+        raise InvalidInput(f"'{field}' has {len(text)} characters; the limit is {limit}", code="text_too_long")
+    return text
+
+
+def _format(value: object, field: str) -> str:
+    fmt = "mp3" if value is None else value
+    if not isinstance(fmt, str) or fmt.lower() not in FORMATS:
+        raise InvalidInput(f"'{field}' must be one of {', '.join(FORMATS)}, got {value!r}", code="unknown_format")
+    return fmt.lower()
+
+
+def _speed(value: object) -> float:
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInput(f"'speed' must be a number between {MIN_SPEED} and {MAX_SPEED}", code="invalid_speed")
+    if not MIN_SPEED <= value <= MAX_SPEED:
+        raise InvalidInput(f"'speed' must be between {MIN_SPEED} and {MAX_SPEED}, got {value}", code="invalid_speed")
+    return round(float(value), 3)
+
+
+def _voice(value: object, catalog: VoiceCatalog) -> Voice:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput("'voice' must be a string", code="unknown_voice")
+    return catalog.resolve(value)
+
+
+def from_openai(body: object, catalog: VoiceCatalog, max_chars: int) -> SpeechRequest:
+    """OpenAI's ``/v1/audio/speech`` shape: model, input, voice, response_format, speed (+ ignored extras)."""
+    body = _require_object(body)
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidInput("'model' must be a string", code="invalid_model")
+    return SpeechRequest(
+        text=_text(body.get("input"), "input", max_chars),
+        voice=_voice(body.get("voice"), catalog),
+        format=_format(body.get("response_format"), "response_format"),
+        speed=_speed(body.get("speed")),
+    )
+
+
+def from_synthesize(body: object, catalog: VoiceCatalog, max_chars: int) -> SpeechRequest:
+    """Our own shape: text, voice, format (default wav), speed."""
+    body = _require_object(body)
+    return SpeechRequest(
+        text=_text(body.get("text"), "text", max_chars),
+        voice=_voice(body.get("voice"), catalog),
+        format=_format(body.get("format", "wav"), "format"),
+        speed=_speed(body.get("speed")),
+    )

@@ -1,0 +1,152 @@
+"""The web side of the speech path: cache → single-flight job → wait for the worker.
+
+Single-flight holds across every process: the database allows at most one unfinished job per cache key
+(a partial unique index), so identical requests arriving together share one job and one synthesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loguru import logger
+from peewee import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from runtime.errors import SynthesisFailed, Timeout, Unavailable
+from runtime.events import JobEvents
+from runtime.speech.engines import Engine
+from runtime.speech.request import SpeechRequest
+from runtime.speech.voices import VoiceCatalog
+from storage.cache import AudioCache
+from storage.models import ACTIVE_STATES, FAILED, QUEUED, SUCCEEDED, Job, utcnow
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Audio that is in the cache and ready to serve."""
+
+    key: str
+    format: str
+    engine: str
+    fallback: bool
+    cache_hit: bool
+    job_id: str | None = None
+
+
+class SpeechService:
+    POLL_S = 0.5  # safety net when a notification is lost
+
+    def __init__(self, engines: dict[str, Engine], catalog: VoiceCatalog, cache: AudioCache,
+                 events: JobEvents, enqueue: Callable[[str], None]) -> None:
+        self.engines = engines
+        self.catalog = catalog
+        self.cache = cache
+        self.events = events
+        self.enqueue = enqueue
+
+    def key(self, req: SpeechRequest) -> str:
+        return req.key_for(req.voice, self.engines[req.voice.engine].identity())
+
+    def cached(self, req: SpeechRequest) -> str | None:
+        """The cache key if the requested audio is already on disk."""
+        key = self.key(req)
+        return key if self.cache.exists(key, req.format) else None
+
+    def submit(self, req: SpeechRequest) -> tuple[Job, bool]:
+        """Find the unfinished job for this audio or create and enqueue one. Returns (job, created).
+        A job already succeeded (cache hit between checks) comes back with status ``succeeded``."""
+        key = self.key(req)
+        for _ in range(5):
+            active = Job.get_or_none((Job.key == key) & (Job.status.in_(ACTIVE_STATES)))
+            if active is not None:
+                return active, False
+            if self.cache.exists(key, req.format):
+                return self.record_hit(req, key), False
+            try:
+                job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,
+                                 format=req.format, speed=req.speed, created_at=utcnow())
+            except IntegrityError:
+                continue  # another request created it a moment ago: share that one
+            try:
+                self.enqueue(job.id)
+            except Exception as exc:
+                # The job is recorded and will be recovered when the broker is back; nothing is lost.
+                logger.error("could not enqueue job {}: {}", job.id, exc)
+                raise Unavailable("the synthesis queue is unreachable; the job is kept and will run when it "
+                                  "is back", code="queue_unavailable", headers={"Retry-After": "5"}) from exc
+            return job, True
+        raise Unavailable("could not register the job, try again", code="busy", headers={"Retry-After": "1"})
+
+    def record_hit(self, req: SpeechRequest, key: str) -> Job:
+        """A finished job for a request answered straight from the cache (so it has an id to look up)."""
+        now = utcnow()
+        return Job.create(id=uuid.uuid4().hex, key=key, status=SUCCEEDED, text=req.text, voice=req.voice.id,
+                          format=req.format, speed=req.speed, audio_key=key, engine=req.voice.engine,
+                          from_cache=True, created_at=now, started_at=now, finished_at=now)
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job:
+        """Wait up to ``timeout_s`` seconds for the job to finish; returns its latest state."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self.events.subscribe(job_id) as finished:
+            while True:
+                job = await run_in_threadpool(Job.get_by_id, job_id)
+                remaining = deadline - time.monotonic()
+                if job.status not in ACTIVE_STATES or remaining <= 0:
+                    return job
+                try:
+                    await asyncio.wait_for(finished.wait(), timeout=min(remaining, self.POLL_S))
+                except TimeoutError:
+                    pass
+                finished.clear()
+
+    async def render(self, req: SpeechRequest, timeout_s: float) -> Rendered:
+        """Audio for ``req`` in the cache: at once on a hit, else after synthesis. Raises typed errors."""
+        key = self.cached(req)
+        if key is not None:
+            return Rendered(key, req.format, req.voice.engine, False, cache_hit=True)
+        job, _ = await run_in_threadpool(self.submit, req)
+        if job.status != SUCCEEDED:
+            job = await self.wait(job.id, timeout_s)
+        if job.status == SUCCEEDED:
+            return Rendered(job.audio_key, job.format, job.engine, job.fallback, cache_hit=job.from_cache,
+                            job_id=job.id)
+        if job.status == FAILED:
+            raise SynthesisFailed(f"synthesis failed: {job.error}")
+        raise Timeout(f"the audio is not ready after {timeout_s:.0f}s; job {job.id} goes on: "
+                      f"GET /api/jobs/{job.id}", code="synthesis_timeout")
+
+
+def job_view(job: Job) -> dict:
+    """A job as callers see it (``GET /api/jobs/{id}``, ``POST /api/synthesize``)."""
+
+    def iso(value):
+        return value.isoformat() + "Z" if value else None
+
+    timings = {"created_at": iso(job.created_at), "started_at": iso(job.started_at),
+               "finished_at": iso(job.finished_at), "queued_s": None, "synthesis_s": None}
+    if job.started_at:
+        timings["queued_s"] = round((job.started_at - job.created_at).total_seconds(), 3)
+    if job.started_at and job.finished_at:
+        timings["synthesis_s"] = round((job.finished_at - job.started_at).total_seconds(), 3)
+    done = job.status == SUCCEEDED
+    return {
+        "id": job.id,
+        "status": job.status,
+        "status_url": f"/api/jobs/{job.id}",
+        "audio_url": f"/audio/{job.audio_key}.{job.format}" if done else None,
+        "voice": job.voice,
+        "format": job.format,
+        "speed": job.speed,
+        "characters": len(job.text),
+        "engine": job.engine,
+        "fallback": job.fallback,
+        "from_cache": job.from_cache,
+        "audio_seconds": job.audio_seconds,
+        "attempts": job.attempts,
+        "error": job.error,
+        "timings": timings,
+    }

@@ -1,0 +1,123 @@
+"""The body of the synthesis actor: claim a job, produce its audio through the engine chain, cache it.
+
+Idempotent: a job that already finished, or that a live worker is running, is left alone; a job whose
+audio is already cached completes without synthesis. So a message delivered twice (recovery at start-up,
+broker redelivery) never synthesises twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+from peewee import fn
+
+from runtime.speech.audio import encode
+from runtime.speech.engines import Engine, EngineError
+from runtime.speech.request import SpeechRequest
+from runtime.speech.voices import VoiceCatalog
+from runtime.workers import Liveness
+from storage.cache import AudioCache
+from storage.models import FAILED, QUEUED, RUNNING, SUCCEEDED, CacheEntry, Job, utcnow
+
+
+class Synthesizer:
+    def __init__(self, engines: dict[str, Engine], catalog: VoiceCatalog, cache: AudioCache,
+                 liveness: Liveness, publish) -> None:
+        self.engines = engines
+        self.catalog = catalog
+        self.cache = cache
+        self.liveness = liveness
+        self.publish = publish
+        self.worker_id = ""  # set by the worker that runs this synthesizer
+
+    def run(self, job_id: str) -> None:
+        job = Job.get_or_none(Job.id == job_id)
+        if job is None:
+            logger.warning("job {} does not exist; message dropped", job_id)
+            return
+        if job.status in (SUCCEEDED, FAILED):
+            return
+        if job.status == RUNNING and self.liveness.is_alive(job.worker_id):
+            return
+        claimed = (Job.update(status=RUNNING, worker_id=self.worker_id, started_at=utcnow(),
+                              attempts=Job.attempts + 1)
+                   .where((Job.id == job_id) & (Job.status == job.status)
+                          & ((Job.worker_id == job.worker_id) if job.worker_id else Job.worker_id.is_null()))
+                   .execute())
+        if not claimed:
+            return  # someone else claimed it between our read and our update
+        try:
+            self._produce(job)
+        except Exception as exc:
+            logger.warning("job {} failed: {}", job_id, exc)
+            Job.update(status=FAILED, error=str(exc)[:2000], finished_at=utcnow()).where(
+                (Job.id == job_id) & (Job.worker_id == self.worker_id)).execute()
+        finally:
+            self.publish(job_id)
+
+    def _produce(self, job: Job) -> None:
+        voice = self.catalog.resolve(job.voice)
+        request = SpeechRequest(text=job.text, voice=voice, format=job.format, speed=job.speed)
+        chain = [voice]
+        fallback = self.catalog.fallback_for(voice)
+        if fallback is not None:
+            chain.append(fallback)
+        errors: list[str] = []
+        for position, candidate in enumerate(chain):
+            engine = self.engines.get(candidate.engine)
+            if engine is None:
+                errors.append(f"engine {candidate.engine} is not available")
+                continue
+            key = request.key_for(candidate, engine.identity())
+            if self.cache.exists(key, job.format):
+                self._succeed(job, key, candidate.engine, position > 0, from_cache=True)
+                return
+            start = time.perf_counter()
+            try:
+                pcm = engine.synthesize(job.text, candidate.name, job.speed)
+            except EngineError as exc:
+                errors.append(str(exc))
+                logger.warning("engine {} failed for job {}: {}", candidate.engine, job.id, exc)
+                continue
+            data = encode(pcm, job.format)
+            self.cache.write(key, job.format, data)
+            now = utcnow()
+            CacheEntry.insert(key=key, format=job.format, path=self.cache.relpath(key, job.format),
+                              size_bytes=len(data), engine=candidate.engine, voice=candidate.id,
+                              audio_seconds=pcm.seconds, created_at=now, last_access_at=now).on_conflict(
+                conflict_target=[CacheEntry.key], update={CacheEntry.last_access_at: now}).execute()
+            logger.info("job {} synthesised by {} in {:.3f}s ({:.2f}s audio)", job.id, candidate.engine,
+                        time.perf_counter() - start, pcm.seconds)
+            self._succeed(job, key, candidate.engine, position > 0, from_cache=False, seconds=pcm.seconds)
+            return
+        raise EngineError("every engine failed: " + "; ".join(errors))
+
+    def _succeed(self, job: Job, key: str, engine: str, fallback: bool, *, from_cache: bool,
+                 seconds: float | None = None) -> None:
+        if seconds is None:
+            entry = CacheEntry.get_or_none(CacheEntry.key == key)
+            seconds = entry.audio_seconds if entry else None
+        Job.update(status=SUCCEEDED, audio_key=key, engine=engine, fallback=fallback, from_cache=from_cache,
+                   finished_at=utcnow(), audio_seconds=seconds, error=None).where(
+            (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
+
+
+def recover(liveness: Liveness, enqueue) -> int:
+    """Re-enqueue every job that is queued, or running on a worker that is gone. Returns the count.
+
+    The jobs table is the truth; the broker may have lost the message (embedded mode keeps messages in
+    memory). Duplicates are harmless: the actor is idempotent."""
+    count = 0
+    for job in Job.select(Job.id, Job.status, Job.worker_id).where(Job.status.in_([QUEUED, RUNNING])):
+        if job.status == RUNNING and liveness.is_alive(job.worker_id):
+            continue
+        enqueue(job.id)
+        count += 1
+    if count:
+        logger.info("recovered {} unfinished job(s)", count)
+    return count
+
+
+def queue_depth() -> int:
+    return Job.select(fn.COUNT(Job.id)).where(Job.status == QUEUED).scalar() or 0

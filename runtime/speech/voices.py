@@ -1,0 +1,62 @@
+"""The voice catalogue: every engine's voices, resolution of caller-supplied names, fallback choice."""
+
+from __future__ import annotations
+
+from runtime.errors import InvalidInput
+from runtime.settings import Settings
+from runtime.speech.engines import Engine, Voice
+
+
+class VoiceCatalog:
+    def __init__(self, engines: dict[str, Engine], settings: Settings) -> None:
+        self.engines = engines
+        self._by_id: dict[str, Voice] = {}
+        self._by_name: dict[str, list[Voice]] = {}
+        for engine in engines.values():
+            for voice in engine.voices():
+                self._by_id[voice.id] = voice
+                self._by_name.setdefault(voice.name.lower(), []).append(voice)
+        self.aliases = {k.lower(): v for k, v in settings.voice_aliases.items()}
+        self.default = self._pick_default(settings)
+        self.fallback_default = self._by_id.get(settings.fallback_voice)
+
+    def _pick_default(self, settings: Settings) -> Voice:
+        for candidate in (settings.default_voice, settings.fallback_voice):
+            if candidate in self._by_id:
+                return self._by_id[candidate]
+        return next(iter(self._by_id.values()))
+
+    def all(self) -> list[Voice]:
+        return list(self._by_id.values())
+
+    def resolve(self, requested: str | None) -> Voice:
+        """A voice id (``piper:en_US-joe-medium``), a bare voice name when unambiguous, or a configured
+        alias such as OpenAI's ``alloy``. None or empty → the default voice."""
+        if requested is None or not str(requested).strip():
+            return self.default
+        name = str(requested).strip()
+        if name in self._by_id:
+            return self._by_id[name]
+        alias = self.aliases.get(name.lower())
+        if alias is not None:
+            return self._by_id.get(alias, self.default)
+        matches = self._by_name.get(name.lower(), [])
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidInput(f"voice {name!r} is ambiguous; use one of {[v.id for v in matches]}",
+                               code="ambiguous_voice")
+        raise InvalidInput(f"unknown voice {name!r}; GET /api/voices lists the voices", code="unknown_voice")
+
+    def fallback_for(self, voice: Voice) -> Voice | None:
+        """A voice of another engine in the same language (eSpeak NG speaks ~130), else the configured
+        fallback voice; None when nothing else can speak."""
+        lang = voice.language.lower()
+        candidates = [v for v in self._by_id.values() if v.engine != voice.engine]
+        for wanted in (lang, lang.split("-")[0]):
+            for v in candidates:
+                if v.language.lower() == wanted:
+                    return v
+        if self.fallback_default is not None and self.fallback_default.engine != voice.engine:
+            return self.fallback_default
+        return None

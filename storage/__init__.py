@@ -1,0 +1,1 @@
+"""State: Peewee models behind a DatabaseProxy, migrations, and the on-disk audio cache."""

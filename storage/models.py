@@ -1,0 +1,102 @@
+"""Database models. The jobs table is the source of truth for synthesis; the broker is only transport.
+
+Times are UTC datetimes. Tables are keyed by names and content keys, never by code versions, so rolling
+back a function never rolls back data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    FloatField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from storage.db import proxy
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+ACTIVE_STATES = (QUEUED, RUNNING)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = proxy
+
+
+class Job(BaseModel):
+    """One synthesis request. ``key`` is the requested cache key; ``audio_key`` the file that answered it
+    (differs from ``key`` when a fallback engine spoke)."""
+
+    id = CharField(primary_key=True, max_length=32)
+    key = CharField(max_length=64, index=True)
+    status = CharField(max_length=16, default=QUEUED, index=True)
+    text = TextField()
+    voice = CharField(max_length=200)
+    format = CharField(max_length=8)
+    speed = FloatField(default=1.0)
+    audio_key = CharField(max_length=64, null=True)
+    engine = CharField(max_length=32, null=True)  # engine that produced the audio
+    fallback = BooleanField(default=False)
+    from_cache = BooleanField(default=False)  # answered from cache without synthesis
+    error = TextField(null=True)
+    attempts = IntegerField(default=0)
+    worker_id = CharField(max_length=100, null=True)
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    audio_seconds = FloatField(null=True)
+
+    class Meta:
+        table_name = "jobs"
+
+
+class CacheEntry(BaseModel):
+    key = CharField(primary_key=True, max_length=64)
+    format = CharField(max_length=8)
+    path = TextField()  # relative to the cache directory
+    size_bytes = BigIntegerField()
+    engine = CharField(max_length=32)
+    voice = CharField(max_length=200)
+    audio_seconds = FloatField()
+    created_at = DateTimeField(default=utcnow)
+    last_access_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "cache_entries"
+
+
+class WorkerHeartbeat(BaseModel):
+    """A live worker process writes its row every ``WORKER_HEARTBEAT_S``."""
+
+    id = CharField(primary_key=True, max_length=100)
+    hostname = CharField(max_length=200)
+    pid = IntegerField()
+    started_at = DateTimeField(default=utcnow)
+    heartbeat_at = DateTimeField(default=utcnow)
+    engines = TextField(default="")  # comma-separated engines loaded and ready
+
+    class Meta:
+        table_name = "workers"
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField(primary_key=True)
+    name = CharField(max_length=200)
+    applied_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "schema_version"
+
+
+ALL_MODELS = (Job, CacheEntry, WorkerHeartbeat, SchemaVersion)
