@@ -147,6 +147,7 @@ def job_view(job: Job) -> dict:
         "from_cache": job.from_cache,
         "audio_seconds": job.audio_seconds,
         "attempts": job.attempts,
+        "worker_id": job.worker_id,
         "error": job.error,
         "timings": timings,
     }

@@ -1,0 +1,58 @@
+# ef speech functions — one command to run, one to test. Both install what they need.
+#   make run    install and start the service on 127.0.0.1:8000 (embedded mode)
+#   make test   install everything (incl. redis-server, docker-compose via apt as root) and run the suite
+#   make lint   ruff;  make bench   benchmarks (needs nginx + wrk, installed via apt as root)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+# apt-get install what is missing: as root directly, else via sudo, else say what to install.
+define apt_install
+	missing=""; for pair in $(1); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then echo "please install:$$missing (apt-get install$$missing)"; \
+	  else echo "installing system packages:$$missing"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi; \
+	fi
+endef
+
+.PHONY: run test lint bench system-python system-test system-bench clean
+
+system-python:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(call apt_install,__none__:python3-venv) ; }
+
+$(VENV)/.installed: requirements.txt | system-python
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(PIP) install -q -r requirements-dev.txt
+	@touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/python -m runtime serve
+
+system-test:
+	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose)
+
+test: system-test $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+system-bench:
+	@$(call apt_install,nginx:nginx wrk:wrk)
+
+bench: system-bench $(VENV)/.installed-dev
+	$(BIN)/python -m bench.serve_cached
+	$(BIN)/python -m bench.synthesis_latency
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support import RedisServer, ServiceProcess
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory) -> ServiceProcess:
+    """One real embedded-mode service (SQLite, in-process worker, Piper + eSpeak NG) for the session."""
+    proc = ServiceProcess(tmp_path_factory.mktemp("svc") / "data").start()
+    try:
+        yield proc.wait_ready()
+    finally:
+        proc.stop()
+
+
+@pytest.fixture()
+def client(service) -> httpx.Client:
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> RedisServer:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

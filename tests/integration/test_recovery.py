@@ -1,0 +1,82 @@
+"""The jobs table is the truth: jobs queued or running when the process dies complete after a restart,
+and finished jobs are never done twice."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.support import ServiceProcess, assert_speech, decode_wav
+
+pytestmark = pytest.mark.integration
+
+LONG = " ".join(["This passage is long enough to keep the single worker thread busy for a while."] * 10)
+
+
+def status(c, job) -> dict:
+    return c.get(job["status_url"]).json()
+
+
+def test_sigkill_with_running_and_queued_jobs_then_restart(tmp_path):
+    data = tmp_path / "data"
+    env = {"WORKER_THREADS": "1"}
+    first = ServiceProcess(data, env=env).start().wait_ready()
+    with httpx.Client(base_url=first.url, timeout=60) as c:
+        done = c.post("/api/synthesize?wait=30", json={"text": "Finished before the crash."}).json()
+        assert done["status"] == "succeeded"
+        running = c.post("/api/synthesize", json={"text": LONG}).json()
+        queued = c.post("/api/synthesize", json={"text": "Short text waiting in line.", "format": "mp3"}).json()
+        deadline = time.monotonic() + 30
+        while status(c, running)["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert status(c, queued)["status"] == "queued"
+    first.stop(signal.SIGKILL)
+
+    with first.db() as conn:
+        states = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
+    assert states[running["id"]] == "running" and states[queued["id"]] == "queued"
+
+    second = ServiceProcess(data, env=env, port=first.port).start().wait_ready()
+    try:
+        with httpx.Client(base_url=second.url, timeout=60) as c:
+            deadline = time.monotonic() + 120
+            while {status(c, j)["status"] for j in (running, queued)} != {"succeeded"}:
+                assert time.monotonic() < deadline, [status(c, j) for j in (running, queued)]
+                time.sleep(0.1)
+            r, q = status(c, running), status(c, queued)
+            assert r["attempts"] == 2  # interrupted once, completed by the new process
+            assert q["attempts"] == 1
+            assert_speech(decode_wav(c.get(r["audio_url"]).content), LONG, sample_rate=22050)
+            assert c.get(q["audio_url"]).headers["content-type"] == "audio/mpeg"
+            assert status(c, done)["attempts"] == 1
+    finally:
+        second.stop()
+
+    # A clean restart re-does nothing: every job keeps its attempt count.
+    third = ServiceProcess(data, env=env, port=first.port).start().wait_ready()
+    try:
+        time.sleep(1.0)
+        with third.db() as conn:
+            rows = conn.execute("SELECT status, attempts FROM jobs ORDER BY created_at").fetchall()
+        assert [(row["status"], row["attempts"]) for row in rows] == [
+            ("succeeded", 1), ("succeeded", 2), ("succeeded", 1)]
+        assert "recovered" not in third.log()
+    finally:
+        third.stop()
+
+
+def test_no_partial_cache_files_survive_a_crash(tmp_path):
+    data = tmp_path / "data"
+    cache = data / "audio-cache" / "ab"
+    cache.mkdir(parents=True)
+    (cache / ".tmp-leftover").write_bytes(b"half a file")
+    proc = ServiceProcess(data).start().wait_ready()
+    try:
+        assert not (cache / ".tmp-leftover").exists()
+        assert "removed 1 partial cache file" in proc.log()
+    finally:
+        proc.stop()

@@ -1,0 +1,87 @@
+"""Scaled-out mode for real: redis-server, a separate worker process, a web process that only serves."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.support import ServiceProcess, assert_speech, decode_wav
+
+pytestmark = pytest.mark.integration
+
+
+def poll(client, url: str, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(url).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not finish")
+
+
+def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
+    data = tmp_path / "data"
+    env = {"REDIS_URL": redis_server.url, "WORKER_HEARTBEAT_S": "0.5", "WORKER_DEAD_AFTER_S": "3"}
+    worker = ServiceProcess(data, "worker", env=env).start()
+    web = ServiceProcess(data, "serve", env=env)
+    try:
+        worker.wait_log("worker ready", timeout=90)
+        web.start().wait_ready(timeout=60)
+        with httpx.Client(base_url=web.url, timeout=120) as c:
+            health = c.get("/health").json()
+            assert health["checks"]["worker"] == {"ok": True, "mode": "redis", "workers": 1}
+            assert health["checks"]["queue"]["broker"] == "redis"
+
+            text = "This sentence travelled through Redis to another process."
+            resp = c.post("/v1/audio/speech", json={"input": text, "voice": "alloy", "response_format": "wav"})
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["x-tts-engine"] == "piper"
+            assert_speech(decode_wav(resp.content), text, sample_rate=22050)
+            job = c.get(f"/api/jobs/{resp.headers['x-job-id']}").json()
+            assert job["worker_id"].split(":")[1] == str(worker.proc.pid)
+            assert "engine piper loaded" not in web.log()  # the web process never loads a model
+
+            # Worker gone: jobs are accepted and kept; a new worker picks them up. Nothing is lost.
+            worker.stop()
+            assert c.get("/health").status_code == 503
+            text2 = "Queued while no worker was running."
+            queued = c.post("/api/synthesize", json={"text": text2, "format": "wav"}).json()
+            time.sleep(1.0)
+            assert c.get(queued["status_url"]).json()["status"] == "queued"
+            worker = ServiceProcess(data, "worker", env=env).start()
+            job = poll(c, queued["status_url"])
+            assert job["status"] == "succeeded", job
+            assert job["worker_id"].split(":")[1] == str(worker.proc.pid)
+            assert_speech(decode_wav(c.get(job["audio_url"]).content), text2, sample_rate=22050)
+    finally:
+        web.stop()
+        worker.stop()
+
+
+def test_worker_killed_mid_job_is_recovered_by_the_next_worker(redis_server, tmp_path):
+    data = tmp_path / "data"
+    env = {"REDIS_URL": redis_server.url, "WORKER_THREADS": "1"}
+    worker = ServiceProcess(data, "worker", env=env).start()
+    web = ServiceProcess(data, "serve", env=env)
+    try:
+        worker.wait_log("worker ready", timeout=90)
+        web.start().wait_ready(timeout=60)
+        text = " ".join(["A long passage keeps the only worker thread busy for a few seconds."] * 12)
+        with httpx.Client(base_url=web.url, timeout=120) as c:
+            job = c.post("/api/synthesize", json={"text": text, "format": "wav"}).json()
+            deadline = time.monotonic() + 30
+            while c.get(job["status_url"]).json()["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            worker.kill()
+            assert c.get(job["status_url"]).json()["status"] == "running"
+            worker = ServiceProcess(data, "worker", env=env).start()
+            done = poll(c, job["status_url"])
+            assert done["status"] == "succeeded" and done["attempts"] == 2, done
+            assert_speech(decode_wav(c.get(done["audio_url"]).content), text, sample_rate=22050)
+    finally:
+        web.stop()
+        worker.stop()

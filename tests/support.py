@@ -1,0 +1,195 @@
+"""Test support: real service processes, real redis-server, audio decoding and checks."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_binary(name: str) -> str:
+    """Path of a server binary. Missing: the test fails under CI (the test command installs it) and is
+    skipped elsewhere with the install command."""
+    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+    if path:
+        return path
+    message = f"{name} is not installed (make test installs it: apt-get install {name})"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class ServiceProcess:
+    """``python -m runtime <command>`` as a real child process with its own environment."""
+
+    def __init__(self, data_dir: Path, command: str = "serve", env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.command = command
+        self.port = port or free_port()
+        self.env = {**os.environ, "DATA_DIR": str(self.data_dir), "PORT": str(self.port), "HOST": "127.0.0.1",
+                    "LOG_JSON": "false", "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env.pop("REDIS_URL", None) if "REDIS_URL" not in (env or {}) else None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{command}-{self.port}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServiceProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "runtime", self.command], cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 60.0, path: str = "/readyz") -> ServiceProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"service not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def wait_log(self, needle: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            if self.proc and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{needle!r} not logged within {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.data_dir / "db.sqlite", timeout=10)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+
+class RedisServer:
+    def __init__(self, workdir: Path) -> None:
+        self.binary = require_binary("redis-server")
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+# --- audio -------------------------------------------------------------------------------------------
+
+@dataclass
+class DecodedAudio:
+    sample_rate: int
+    channels: int
+    samples: np.ndarray  # int16, mono
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def rms(self) -> float:
+        return float(np.sqrt(np.mean(self.samples.astype(np.float64) ** 2))) if len(self.samples) else 0.0
+
+
+def decode_wav(data: bytes) -> DecodedAudio:
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", "not a RIFF/WAVE file"
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getsampwidth() == 2, "expected 16-bit samples"
+        frames = w.readframes(w.getnframes())
+        return DecodedAudio(w.getframerate(), w.getnchannels(), np.frombuffer(frames, dtype="<i2"))
+
+
+def decode_with_ffmpeg(data: bytes) -> DecodedAudio:
+    """Decode any container ffmpeg knows to mono 16-bit PCM at its own rate (probed from ffmpeg's log)."""
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-i", "pipe:0", "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"],
+                          input=data, capture_output=True, check=True)
+    info = proc.stderr.decode(errors="replace")
+    stream = next(line for line in info.splitlines() if "Audio:" in line and "Stream" in line)
+    rate = int(next(part for part in stream.split(",") if "Hz" in part).strip().split()[0])
+    channels = 2 if "stereo" in stream else 1
+    return DecodedAudio(rate, channels, np.frombuffer(proc.stdout, dtype="<i2"))
+
+
+def assert_speech(audio: DecodedAudio, text: str, *, sample_rate: int | None = None) -> None:
+    """Speech-like: right rate, mono, a plausible duration for the text, not silence."""
+    if sample_rate is not None:
+        assert audio.sample_rate == sample_rate, f"sample rate {audio.sample_rate} != {sample_rate}"
+    assert audio.channels == 1
+    words = max(1, len(text.split()))
+    # Normal speech is ~2-4 words/s; allow wide margins for engines and pauses.
+    assert 0.12 * words <= audio.seconds <= 1.5 * words + 1.0, f"{audio.seconds:.2f}s for {words} words"
+    assert audio.rms > 300, f"audio is (nearly) silent: rms {audio.rms:.1f}"
+    assert int(np.abs(audio.samples.astype(np.int32)).max()) > 3000, "audio has no loud part"
