@@ -1,0 +1,123 @@
+"""Function discovery: modules load fresh under unique names; bad declarations are rejected clearly."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from starlette.testclient import TestClient
+
+from runtime.functions import FunctionDefinitionError, function
+from runtime.registry import Registry, discover
+
+HANDLER = '''
+from runtime.functions import function
+from runtime.http import json_response
+
+@function(route="{route}", methods=["GET"]{extra})
+async def {name}(request, ctx):
+    return json_response({{"from": "{name}"}})
+'''
+
+
+def write(directory, filename, route="/x", name="x", extra=""):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / filename).write_text(HANDLER.format(route=route, name=name, extra=extra))
+
+
+def test_discovers_modules_and_subpackages(tmp_path):
+    write(tmp_path, "one.py", "/one", "one")
+    write(tmp_path / "admin", "users.py", "/admin/users", "users")
+    write(tmp_path, "_helper.py", "/helper", "helper")
+    modules = discover(tmp_path)
+    assert sorted(m.name for m in modules) == ["admin.users", "one"]
+    assert all(m.module_name.startswith(f"ef_functions.{m.name}.v") for m in modules)
+    assert Registry(modules, 1000).names() == ["one", "users"]
+
+
+def test_duplicate_function_names_are_rejected(tmp_path):
+    write(tmp_path, "a.py", "/a", "same")
+    write(tmp_path, "b.py", "/b", "same")
+    with pytest.raises(FunctionDefinitionError, match="declared twice"):
+        Registry(discover(tmp_path), 1000)
+
+
+def test_duplicate_routes_are_rejected(tmp_path):
+    write(tmp_path, "a.py", "/same", "a")
+    write(tmp_path, "b.py", "/same", "b")
+    with pytest.raises(FunctionDefinitionError, match="GET /same is served by both"):
+        Registry(discover(tmp_path), 1000)
+
+
+def test_unknown_options_are_rejected_with_the_known_ones(tmp_path):
+    write(tmp_path, "a.py", "/a", "a", extra=", timeot_s=3")
+    with pytest.raises(FunctionDefinitionError, match=r"unknown option\(s\) \['timeot_s'\].*timeout_s"):
+        discover(tmp_path)
+
+
+def test_module_without_function_is_rejected(tmp_path):
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    with pytest.raises(FunctionDefinitionError, match="declares no @function"):
+        discover(tmp_path)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"route": "no-slash"}, "route"),
+    ({"route": "/x", "methods": ["FETCH"]}, "bad methods"),
+    ({"route": "/x", "auth": "everyone"}, "auth"),
+    ({"route": "/x", "timeout_s": 0}, "timeout_s"),
+    ({"route": "/x", "concurrency": -1}, "concurrency"),
+])
+def test_bad_option_values(options, message):
+    with pytest.raises(FunctionDefinitionError, match=message):
+        function(**options)
+
+
+def test_sync_handlers_are_rejected():
+    with pytest.raises(FunctionDefinitionError, match="async def"):
+        function(route="/x")(lambda request, ctx: None)
+
+
+def test_endpoints_follow_the_active_pointer_and_enforce_limits(tmp_path):
+    (tmp_path / "slow.py").write_text(textwrap.dedent('''
+        import asyncio
+        from runtime.functions import function
+        from runtime.http import json_response, read_json
+
+        @function(route="/slow", methods=["POST"], timeout_s=0.2, max_body=100)
+        async def slow(request, ctx):
+            body = await read_json(request)
+            await asyncio.sleep(body.get("sleep", 0))
+            return json_response({"version": 1})
+    '''))
+    registry = Registry(discover(tmp_path), 1000)
+    from starlette.applications import Starlette
+
+    from runtime.app import _api_error
+    from runtime.errors import ApiError
+
+    app = Starlette(routes=registry.routes(ctx=None), exception_handlers={ApiError: _api_error})
+    with TestClient(app) as c:
+        assert c.post("/slow", json={}).json() == {"version": 1}
+        timed_out = c.post("/slow", json={"sleep": 1})
+        assert timed_out.status_code == 504 and timed_out.json()["error"]["code"] == "timeout"
+        too_big = c.post("/slow", json={"pad": "x" * 200})
+        assert too_big.status_code == 413
+
+        # Moving the pointer changes behaviour without rebuilding routes.
+        from dataclasses import replace
+
+        async def v2(request, ctx):
+            from runtime.http import json_response
+            return json_response({"version": 2})
+
+        registry._active["slow"] = replace(registry._active["slow"], handler=v2)
+        assert c.post("/slow", json={}).json() == {"version": 2}
+
+
+def test_the_shipped_functions_load():
+    from runtime.app import FUNCTIONS_DIR
+
+    names = Registry(discover(FUNCTIONS_DIR), 64_000).names()
+    assert {"openai_speech", "synthesize", "job_status", "cached_audio", "voices", "health", "healthz",
+            "readyz"} <= set(names)

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from runtime.settings import OPENAI_VOICE_NAMES, Settings, SettingsError
+
+
+def test_defaults_are_the_embedded_mode():
+    s = Settings.from_env({})
+    assert s.embedded and s.redis_url == ""
+    assert s.database_url == "sqlite:///data/db.sqlite"
+    assert s.cache_dir == Path("data/audio-cache")
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.max_text_chars == 4096
+    assert s.engines == ("piper", "espeak")
+    assert set(s.voice_aliases) == set(OPENAI_VOICE_NAMES)
+
+
+def test_environment_values_are_typed():
+    s = Settings.from_env({"DATA_DIR": "/srv/tts", "PORT": "9000", "REDIS_URL": "redis://x:6379/0",
+                           "ENGINES": "espeak", "LOG_JSON": "no", "VOICE_ALIASES": "alloy=espeak:en-us"})
+    assert s.database_url == "sqlite:////srv/tts/db.sqlite"
+    assert s.cache_dir == Path("/srv/tts/audio-cache")
+    assert s.port == 9000 and not s.embedded and s.engines == ("espeak",) and s.log_json is False
+    assert s.voice_aliases == {"alloy": "espeak:en-us"}
+
+
+@pytest.mark.parametrize(("env", "names"), [
+    ({"PORT": "eighty"}, "PORT"),
+    ({"PORT": "70000"}, "PORT"),
+    ({"WORKER_THREADS": "0"}, "WORKER_THREADS"),
+    ({"LOG_JSON": "maybe"}, "LOG_JSON"),
+    ({"ENGINES": "piper,festival"}, "ENGINES"),
+    ({"VOICE_ALIASES": "alloy"}, "VOICE_ALIASES"),
+    ({"JOB_TIMEOUT_S": "-3"}, "JOB_TIMEOUT_S"),
+    ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+])
+def test_bad_values_fail_fast_naming_the_variable(env, names):
+    with pytest.raises(SettingsError, match=names):
+        Settings.from_env(env)
+
+
+def test_cli_reports_configuration_errors(monkeypatch, capsys):
+    from runtime.cli import main
+
+    monkeypatch.setenv("PORT", "not-a-port")
+    assert main(["serve"]) == 2
+    assert "PORT must be an integer" in capsys.readouterr().err

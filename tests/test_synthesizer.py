@@ -1,0 +1,88 @@
+"""The actor body is idempotent: done jobs and jobs a live worker runs are never synthesised again."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from runtime.settings import Settings
+from runtime.speech.engines import build_engines
+from runtime.speech.request import from_synthesize
+from runtime.speech.synthesis import Synthesizer, recover
+from runtime.speech.voices import VoiceCatalog
+from runtime.workers import Heartbeat, Liveness
+from storage.cache import AudioCache
+from storage.db import open_database
+from storage.migrations import migrate
+from storage.models import Job, WorkerHeartbeat, utcnow
+
+
+@pytest.fixture()
+def world(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us")
+    engines = build_engines(settings)
+    catalog = VoiceCatalog(engines, settings)
+    liveness = Liveness(dead_after_s=5)
+    published = []
+    synth = Synthesizer(engines, catalog, AudioCache(tmp_path / "cache"), liveness, published.append)
+    heartbeat = Heartbeat(liveness, 60, lambda: ["espeak"])
+    heartbeat.start()
+    synth.worker_id = heartbeat.id
+    yield synth, catalog, published
+    heartbeat.stop()
+    db.close()
+
+
+def make_job(catalog, text="Idempotent jobs.", status="queued", worker_id=None) -> Job:
+    req = from_synthesize({"text": text, "voice": "espeak:en-us"}, catalog, 4096)
+    return Job.create(id=uuid.uuid4().hex, key=uuid.uuid4().hex + uuid.uuid4().hex, status=status, text=req.text,
+                      voice=req.voice.id, format="wav", speed=1.0, created_at=utcnow(), worker_id=worker_id)
+
+
+def test_run_twice_synthesises_once(world):
+    synth, catalog, published = world
+    job = make_job(catalog)
+    synth.run(job.id)
+    synth.run(job.id)
+    job = Job.get_by_id(job.id)
+    assert job.status == "succeeded" and job.attempts == 1 and job.engine == "espeak"
+    assert published == [job.id]
+
+
+def test_job_running_on_a_live_worker_is_left_alone(world):
+    synth, catalog, _ = world
+    WorkerHeartbeat.create(id="otherhost:1:abc", hostname="otherhost", pid=1, heartbeat_at=utcnow())
+    job = make_job(catalog, status="running", worker_id="otherhost:1:abc")
+    synth.run(job.id)
+    assert Job.get_by_id(job.id).status == "running"
+    assert recover(synth.liveness, lambda _: pytest.fail("must not re-enqueue")) == 0
+
+
+def test_job_of_a_dead_worker_is_taken_over(world):
+    synth, catalog, _ = world
+    job = make_job(catalog, status="running", worker_id="gone:1:abc")  # no heartbeat row at all
+    enqueued = []
+    assert recover(synth.liveness, enqueued.append) == 1 and enqueued == [job.id]
+    synth.run(job.id)
+    job = Job.get_by_id(job.id)
+    assert job.status == "succeeded" and job.worker_id == synth.worker_id and job.attempts == 1
+
+
+def test_second_job_for_cached_audio_does_not_synthesise(world):
+    synth, catalog, _ = world
+    first = make_job(catalog, "Shared words.")
+    synth.run(first.id)
+    second = make_job(catalog, "Shared words.")
+    synth.run(second.id)
+    second = Job.get_by_id(second.id)
+    assert second.status == "succeeded" and second.from_cache is True
+    assert second.audio_key == Job.get_by_id(first.id).audio_key
+
+
+def test_unknown_job_is_ignored(world):
+    synth, _, published = world
+    synth.run("f" * 32)
+    assert published == []
