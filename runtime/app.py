@@ -1,31 +1,32 @@
-"""``create_app(settings)``: the Starlette app that mounts the function modules in ``functions/``.
+"""``create_app(settings)``: the ASGI app that serves the function modules in ``functions/``.
 
 The app owns the edges: JSON errors for every failure (``{"error": {"code", "message"}}``, never a stack
-trace), a request id on every response and log line, and the lifespan that builds the process's services.
+trace), a request id on every response and log line, an access log line per request, and the lifespan
+that builds the process's services. Routing is ``runtime.router.FunctionRouter``.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from loguru import logger
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 
 from runtime import logging as runtime_logging
 from runtime.errors import ApiError
 from runtime.http import json_response
 from runtime.registry import Registry, discover
+from runtime.response_cache import ResponseCache
+from runtime.router import FunctionRouter
 from runtime.services import Services
 from runtime.settings import Settings
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
+_CONDITIONAL = frozenset((b"range", b"if-range", b"if-none-match", b"if-modified-since", b"if-match",
+                          b"if-unmodified-since"))
 
 
 class Context:
@@ -44,39 +45,41 @@ class Context:
         return getattr(services, name)
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return json_response(exc.body(), exc.status, exc.headers)
+class Edge:
+    """Pure ASGI around the router: request id in (``X-Request-ID``, if sane) and out, errors as JSON,
+    one access log line per request (``ACCESS_LOG``)."""
 
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    message = exc.detail if exc.status_code != 404 else f"no function serves {request.url.path}"
-    return json_response({"error": {"code": code, "message": message}}, exc.status_code, dict(exc.headers or {}))
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    rid = runtime_logging.request_id.get()
-    logger.opt(exception=exc).error("unhandled error in {} {}", request.method, request.url.path)
-    return json_response({"error": {"code": "internal_error",
-                                    "message": f"internal error; the log has details under request id {rid}"}}, 500)
-
-
-class _RequestContext:
-    """Pure ASGI (cheap): request id in, ``x-request-id`` out, one access log line per request."""
-
-    def __init__(self, app) -> None:
+    def __init__(self, app, access_log: bool = True, responses: ResponseCache | None = None) -> None:
         self.app = app
+        self.access_log = access_log
+        self.responses = responses
+        # Request ids: a random per-process prefix + a counter (unique without a syscall per request)
+        self._prefix = os.urandom(4).hex()
+        self._counter = itertools.count()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         rid = ""
+        conditional = False
         for name, value in scope["headers"]:
             if name == b"x-request-id" and 0 < len(value) <= 64 and value.isascii():
-                rid = value.decode()
-        rid = rid or uuid.uuid4().hex[:16]
+                candidate = value.decode("ascii")
+                if candidate.isprintable() and " " not in candidate:
+                    rid = candidate
+            elif name in _CONDITIONAL:
+                conditional = True
+        rid = rid or f"{self._prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
+        if (self.responses is not None and not conditional and scope["method"] in ("GET", "HEAD")
+                and not scope["query_string"]):
+            hit = self.responses.get(scope["path"])
+            if hit is not None:
+                await send({"type": "http.response.start", "status": hit.status,
+                            "headers": [*hit.raw_headers, (b"x-request-id", rid.encode())]})
+                await send({"type": "http.response.body", "body": hit.body})
+                if self.access_log:
+                    logger.bind(request_id=rid).info("{} {} {} cached", scope["method"], scope["path"], hit.status)
+                return
         token = runtime_logging.request_id.set(rid)
         status = 0
         start = time.perf_counter()
@@ -85,25 +88,38 @@ class _RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message = {**message, "headers": [*message.get("headers", ()), (b"x-request-id", rid.encode())]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ApiError as exc:
+            if status:
+                raise
+            await json_response(exc.body(), exc.status, exc.headers)(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error in {} {}", scope["method"], scope["path"])
+            if status:
+                raise
+            body = {"error": {"code": "internal_error",
+                              "message": f"internal error; the log has details under request id {rid}"}}
+            await json_response(body, 500)(scope, receive, send_with_id)
         finally:
-            logger.info("{} {} {} {:.1f}ms", scope["method"], scope["path"], status,
-                        (time.perf_counter() - start) * 1000)
+            if self.access_log:
+                logger.info("{} {} {} {:.1f}ms", scope["method"], scope["path"], status,
+                            (time.perf_counter() - start) * 1000)
             runtime_logging.request_id.reset(token)
 
 
-def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS_DIR) -> Starlette:
+def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS_DIR) -> Edge:
     settings = settings or Settings.from_env()
-    registry = Registry(discover(functions_dir), settings.max_body_bytes)
+    responses = ResponseCache(settings.memory_cache_bytes)
+    registry = Registry(discover(functions_dir), settings.max_body_bytes, responses)
     ctx = Context(settings, registry)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
-        services = Services.build(settings)
+    async def lifespan(_app):
+        services = Services.build(settings, responses)
         ctx.services = services
         if settings.embedded:
             services.start_worker(load_in_background=True)
@@ -116,8 +132,7 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         finally:
             services.close()
 
-    app = Starlette(routes=registry.routes(ctx), lifespan=lifespan,
-                    exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error})
-    app.state.ctx = ctx
-    app.add_middleware(_RequestContext)
+    app = Edge(FunctionRouter(registry.table(ctx), lifespan=lifespan), access_log=settings.access_log,
+               responses=responses)
+    app.ctx = ctx
     return app

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from runtime.errors import ApiError, PayloadTooLarge, Timeout
 from runtime.functions import SPEC_ATTR, FunctionDefinitionError, FunctionSpec
+from runtime.response_cache import ResponseCache
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,10 @@ def discover(directory: Path) -> list[LoadedModule]:
 
 
 class Registry:
-    def __init__(self, modules: list[LoadedModule], default_max_body: int) -> None:
+    def __init__(self, modules: list[LoadedModule], default_max_body: int,
+                 responses: ResponseCache | None = None) -> None:
         self.default_max_body = default_max_body
+        self.responses = responses
         self._active: dict[str, FunctionSpec] = {}
         self._where: dict[str, Path] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
@@ -88,34 +90,44 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._active)
 
-    def routes(self, ctx: object) -> list[Route]:
-        return [Route(spec.route, self._endpoint(spec.name, ctx), methods=list(spec.methods), name=spec.name)
-                for spec in self._active.values()]
+    def table(self, ctx: object) -> list[tuple[str, tuple[str, ...], object]]:
+        """(route, methods, endpoint) per function, for ``runtime.router.FunctionRouter``."""
+        return [(spec.route, spec.methods, self._endpoint(spec.name, ctx)) for spec in self._active.values()]
 
     def _endpoint(self, name: str, ctx: object):
         async def endpoint(request: Request) -> Response:
             spec = self._active[name]  # the pointer: looked up per request
-            limit = spec.max_body if spec.max_body is not None else self.default_max_body
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(f"the request body is {declared} bytes; this function accepts at most {limit}")
-            request = Request(request.scope, _limited_receive(request.receive, limit))
+            if request.method not in ("GET", "HEAD"):
+                limit = spec.max_body if spec.max_body is not None else self.default_max_body
+                declared = request.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    raise PayloadTooLarge(
+                        f"the request body is {declared} bytes; this function accepts at most {limit}")
+                request = Request(request.scope, _limited_receive(request.receive, limit))
             if spec.concurrency:
                 semaphore = self._semaphores.setdefault(name, asyncio.Semaphore(spec.concurrency))
                 if semaphore.locked():
                     raise ApiError(f"{name} is at its limit of {spec.concurrency} requests in flight; retry shortly",
                                    code="too_many_requests", status=429, headers={"Retry-After": "1"})
                 async with semaphore:
-                    return await _with_timeout(spec, request, ctx)
-            return await _with_timeout(spec, request, ctx)
+                    response = await _with_timeout(spec, request, ctx)
+            else:
+                response = await _with_timeout(spec, request, ctx)
+            scope = request.scope
+            if (self.responses is not None and getattr(response, "immutable", False) and scope["method"] == "GET"
+                    and not scope["query_string"] and response.status_code == 200):
+                self.responses.store(scope["path"], name, 200, response.raw_headers, response.body)
+            return response
 
         endpoint.__name__ = name
         return endpoint
 
 
 async def _with_timeout(spec: FunctionSpec, request: Request, ctx: object) -> Response:
+    # asyncio.timeout, not wait_for: no extra task per request, which matters on the cached-audio path
     try:
-        return await asyncio.wait_for(spec.handler(request, ctx), timeout=spec.timeout_s)
+        async with asyncio.timeout(spec.timeout_s):
+            return await spec.handler(request, ctx)
     except TimeoutError:
         raise Timeout(f"{spec.name} did not answer within {spec.timeout_s:g}s") from None
 

@@ -15,6 +15,7 @@ from peewee import Database
 
 from runtime.broker import build_broker, declare_synthesize, start_worker
 from runtime.events import JobEvents
+from runtime.response_cache import ResponseCache
 from runtime.serving import AudioServer
 from runtime.settings import Settings
 from runtime.speech.engines import Engine, build_engines
@@ -40,13 +41,14 @@ class Services:
     broker: dramatiq.Broker
     synthesizer: Synthesizer
     speech: SpeechService
+    responses: ResponseCache
     started_at: float = field(default_factory=time.time)
     heartbeat: Heartbeat | None = None
     worker: dramatiq.Worker | None = None
     load_errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings, responses: ResponseCache | None = None) -> Services:
         db = open_database(settings.database_url)
         migrate(db)
         cache = AudioCache(settings.cache_dir)
@@ -62,9 +64,11 @@ class Services:
         synthesizer = Synthesizer(engines, catalog, cache, liveness, events.publish)
         actor = declare_synthesize(broker, synthesizer.run, settings)
         speech = SpeechService(engines, catalog, cache, events, actor.send)
+        responses = responses if responses is not None else ResponseCache(settings.memory_cache_bytes)
         audio = AudioServer(cache, settings.memory_cache_bytes, settings.memory_cache_file_max_bytes,
-                            settings.accel_redirect_prefix)
-        return cls(settings, db, cache, audio, engines, catalog, events, liveness, broker, synthesizer, speech)
+                            settings.accel_redirect_prefix, responses)
+        return cls(settings, db, cache, audio, engines, catalog, events, liveness, broker, synthesizer, speech,
+                   responses)
 
     def ready_engines(self) -> list[str]:
         return [name for name, engine in self.engines.items() if engine.loaded]

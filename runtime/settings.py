@@ -105,6 +105,7 @@ class Settings:
     worker_dead_after_s: float = 10.0
     log_level: str = "INFO"
     log_json: bool = True
+    access_log: bool = True  # one log line per request
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -161,6 +162,7 @@ class Settings:
             "worker_dead_after_s": ("WORKER_DEAD_AFTER_S", _float("WORKER_DEAD_AFTER_S", 0.5, 3600)),
             "log_level": ("LOG_LEVEL", str),
             "log_json": ("LOG_JSON", _bool("LOG_JSON")),
+            "access_log": ("ACCESS_LOG", _bool("ACCESS_LOG")),
         }
         assert set(parsers) == {f.name for f in fields(cls)}, "every setting needs an environment variable"
         values = {attr: parse(env[var]) for attr, (var, parse) in parsers.items() if env.get(var, "") != ""}

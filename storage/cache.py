@@ -42,6 +42,7 @@ class AudioCache:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
         try:
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; a proxy serving the cache (X-Accel-Redirect) must read it
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import RedisServer, ServiceProcess
+from tests.support import PostgresServer, RedisServer, ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,15 @@ def client(service) -> httpx.Client:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> RedisServer:
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    server = PostgresServer().start()
     try:
         yield server
     finally:

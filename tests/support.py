@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import wave
@@ -142,6 +143,66 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (fsync off), run as the ``postgres`` user when we are root."""
+
+    def __init__(self) -> None:
+        initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+        if initdb is None:
+            require_binary("initdb")  # fails under CI, skips elsewhere
+        self.bin = Path(initdb).resolve().parent
+        self.port = free_port()
+        self.base = Path(tempfile.mkdtemp(prefix="ef-pg-"))
+        self.base.chmod(0o755)
+        self.proc: subprocess.Popen | None = None
+
+    def _as_postgres(self, args: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+    @property
+    def url(self) -> str:
+        return f"postgres://ef@127.0.0.1:{self.port}/ef"
+
+    def start(self) -> PostgresServer:
+        data = self.base / "data"
+        data.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres")
+            shutil.chown(data, "postgres")
+        subprocess.run(self._as_postgres([str(self.bin / "initdb"), "-D", str(data), "-U", "ef", "--auth=trust",
+                                          "-E", "UTF8"]), check=True, capture_output=True)
+        self.proc = subprocess.Popen(self._as_postgres([
+            str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.base),
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        import psycopg2
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="ef", dbname="postgres")
+                break
+            except psycopg2.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE ef")
+        conn.close()
+        return self
+
+    def connect(self):
+        import psycopg2
+
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user="ef", dbname="ef")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 # --- audio -------------------------------------------------------------------------------------------

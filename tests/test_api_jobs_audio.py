@@ -137,3 +137,10 @@ def test_request_id_is_echoed(client):
     resp = client.get("/healthz", headers={"x-request-id": "abc123"})
     assert resp.headers["x-request-id"] == "abc123"
     assert len(client.get("/healthz").headers["x-request-id"]) == 16
+
+
+def test_odd_request_ids_are_replaced(client):
+    for odd in ("x" * 65, "has space", "tab\there"):
+        resp = client.get("/healthz", headers={"x-request-id": odd})
+        assert resp.status_code == 200
+        assert resp.headers["x-request-id"] != odd and len(resp.headers["x-request-id"]) == 16

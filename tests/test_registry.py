@@ -7,8 +7,10 @@ import textwrap
 import pytest
 from starlette.testclient import TestClient
 
+from runtime.app import Edge
 from runtime.functions import FunctionDefinitionError, function
 from runtime.registry import Registry, discover
+from runtime.router import FunctionRouter
 
 HANDLER = '''
 from runtime.functions import function
@@ -91,18 +93,16 @@ def test_endpoints_follow_the_active_pointer_and_enforce_limits(tmp_path):
             return json_response({"version": 1})
     '''))
     registry = Registry(discover(tmp_path), 1000)
-    from starlette.applications import Starlette
-
-    from runtime.app import _api_error
-    from runtime.errors import ApiError
-
-    app = Starlette(routes=registry.routes(ctx=None), exception_handlers={ApiError: _api_error})
+    app = Edge(FunctionRouter(registry.table(ctx=None)))
     with TestClient(app) as c:
         assert c.post("/slow", json={}).json() == {"version": 1}
         timed_out = c.post("/slow", json={"sleep": 1})
         assert timed_out.status_code == 504 and timed_out.json()["error"]["code"] == "timeout"
         too_big = c.post("/slow", json={"pad": "x" * 200})
         assert too_big.status_code == 413
+        wrong_method = c.get("/slow")
+        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+        assert c.get("/nothing").json()["error"]["code"] == "not_found"
 
         # Moving the pointer changes behaviour without rebuilding routes.
         from dataclasses import replace
@@ -121,3 +121,20 @@ def test_the_shipped_functions_load():
     names = Registry(discover(FUNCTIONS_DIR), 64_000).names()
     assert {"openai_speech", "synthesize", "job_status", "cached_audio", "voices", "health", "healthz",
             "readyz"} <= set(names)
+
+
+def test_unexpected_errors_become_json_500_without_traceback(tmp_path):
+    (tmp_path / "boom.py").write_text(textwrap.dedent('''
+        from runtime.functions import function
+
+        @function(route="/boom/{n:int}")
+        async def boom(request, ctx):
+            raise KeyError(request.path_params["n"])
+    '''))
+    app = Edge(FunctionRouter(Registry(discover(tmp_path), 1000).table(ctx=None)))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        resp = c.get("/boom/7", headers={"x-request-id": "trace-me"})
+        assert resp.status_code == 500
+        assert resp.json()["error"]["code"] == "internal_error"
+        assert "trace-me" in resp.json()["error"]["message"] and "Traceback" not in resp.text
+        assert c.get("/boom/notanint").status_code == 404  # the int convertor does not match

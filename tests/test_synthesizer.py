@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 
+from runtime.broker import build_broker, declare_synthesize, start_worker
 from runtime.settings import Settings
-from runtime.speech.engines import build_engines
+from runtime.speech.engines import Engine, Voice, build_engines
 from runtime.speech.request import from_synthesize
 from runtime.speech.synthesis import Synthesizer, recover
 from runtime.speech.voices import VoiceCatalog
@@ -86,3 +88,56 @@ def test_unknown_job_is_ignored(world):
     synth, _, published = world
     synth.run("f" * 32)
     assert published == []
+
+
+class _HangingEngine(Engine):
+    """An engine of our own interface that never finishes (stands in for a stuck model)."""
+
+    name = "espeak"
+
+    def voices(self):
+        return [Voice("espeak", "en-us", "en-US")]
+
+    def identity(self):
+        return "hanging"
+
+    @property
+    def loaded(self):
+        return True
+
+    def load(self):
+        pass
+
+    def _synthesize(self, text, voice, speed):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.01)  # Python-level loop, so Dramatiq's time-limit interrupt can land
+        raise AssertionError("not interrupted")
+
+
+def test_job_over_the_time_limit_fails_and_is_not_retried_forever(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us", job_timeout_s=1)
+    engines = {"espeak": _HangingEngine()}
+    catalog = VoiceCatalog(engines, settings)
+    synth = Synthesizer(engines, catalog, AudioCache(tmp_path / "cache"), Liveness(5), lambda _: None)
+    synth.worker_id = "test-worker"
+    broker = build_broker(settings)
+    actor = declare_synthesize(broker, synth.run, settings)
+    worker = start_worker(broker, 1)
+    try:
+        job = make_job(catalog, "Never finishes.")
+        actor.send(job.id)
+        deadline = time.monotonic() + 20
+        while Job.get_by_id(job.id).status != "failed":
+            assert time.monotonic() < deadline, Job.get_by_id(job.id).status
+            time.sleep(0.05)
+        job = Job.get_by_id(job.id)
+        assert "time limit" in job.error and job.attempts == 1
+        time.sleep(1.5)  # a retry of the message must not run the failed job again
+        assert Job.get_by_id(job.id).attempts == 1
+    finally:
+        worker.stop()
+        broker.close()
+        db.close()

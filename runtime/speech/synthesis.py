@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from dramatiq.middleware import Interrupt
 from loguru import logger
 from peewee import fn
 
@@ -49,12 +50,19 @@ class Synthesizer:
             return  # someone else claimed it between our read and our update
         try:
             self._produce(job)
+        except Interrupt:
+            # Dramatiq's time limit interrupts the thread (a BaseException): record it, then let it unwind.
+            self._fail(job_id, "synthesis took longer than the job time limit (JOB_TIMEOUT_S)")
+            raise
         except Exception as exc:
-            logger.warning("job {} failed: {}", job_id, exc)
-            Job.update(status=FAILED, error=str(exc)[:2000], finished_at=utcnow()).where(
-                (Job.id == job_id) & (Job.worker_id == self.worker_id)).execute()
+            self._fail(job_id, str(exc))
         finally:
             self.publish(job_id)
+
+    def _fail(self, job_id: str, error: str) -> None:
+        logger.warning("job {} failed: {}", job_id, error)
+        Job.update(status=FAILED, error=error[:2000], finished_at=utcnow()).where(
+            (Job.id == job_id) & (Job.worker_id == self.worker_id)).execute()
 
     def _produce(self, job: Job) -> None:
         voice = self.catalog.resolve(job.voice)

@@ -1,0 +1,83 @@
+"""Shared pieces of the benchmarks: a real service process, nginx, wrk."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support import ServiceProcess, free_port
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    types {{ audio/wav wav; audio/mpeg mp3; }}
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location /audio/ {{
+            alias {root}/;
+            etag on;
+            add_header Cache-Control "public, max-age=31536000, immutable";
+        }}
+    }}
+}}
+"""
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
+    if not path:
+        sys.exit(f"{binary} is not installed: run `make bench` (installs nginx and wrk via apt as root)")
+    return path
+
+
+def start_service(env: dict[str, str] | None = None) -> ServiceProcess:
+    base = Path(tempfile.mkdtemp(prefix="ef-bench-"))
+    base.chmod(0o755)  # nginx's workers (www-data) read the cache files in the serving benchmark
+    data = base / "data"
+    # nginx runs with access_log off; so does the service, for a like-for-like comparison
+    return ServiceProcess(data, env={"ACCESS_LOG": "false", **(env or {})}).start().wait_ready(timeout=120)
+
+
+class Nginx:
+    def __init__(self, root: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ef-nginx-"))
+        self.port = free_port()
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, port=self.port, root=root))
+        self.proc = subprocess.Popen([need("nginx"), "-c", str(conf), "-p", str(self.dir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        time.sleep(0.5)
+
+    def url(self, relpath: str) -> str:
+        return f"http://127.0.0.1:{self.port}/audio/{relpath}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def wrk(url: str, connections: int = 32, seconds: int = 10, threads: int = 2) -> float:
+    """Requests per second that wrk measured (fails on any non-2xx answer)."""
+    out = subprocess.run([need("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"{url} answered errors under load:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

@@ -1,0 +1,66 @@
+"""Cache-miss POST /v1/audio/speech latency vs the raw in-process Piper call on the same text.
+Target: <= 1.10x. Runs alternate (raw, service, raw, …) so both see the same machine conditions; the cached
+file is deleted before every service run, so each one really synthesises (checked: X-Cache: miss).
+
+    .venv/bin/python -m bench.synthesis_latency [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import httpx
+
+from bench.common import start_service
+from runtime.speech.engines.piper import PiperEngine
+
+TEXT = "The quick brown fox jumps over the lazy dog, and then it naps in the warm afternoon sun."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+
+    engine = PiperEngine(threads=1)  # the service's default: PIPER_THREADS=1
+    engine.load()
+    service = start_service()
+    try:
+        with httpx.Client(base_url=service.url, timeout=120) as client:
+            body = {"model": "tts-1", "input": TEXT, "voice": "alloy", "response_format": "wav"}
+
+            def service_once() -> float:
+                for path in (service.data_dir / "audio-cache").rglob("*.wav"):
+                    path.unlink()
+                start = time.perf_counter()
+                resp = client.post("/v1/audio/speech", json=body)
+                elapsed = time.perf_counter() - start
+                assert resp.status_code == 200 and resp.headers["x-cache"] == "miss", resp.headers
+                return elapsed
+
+            def raw_once() -> float:
+                start = time.perf_counter()
+                engine.synthesize(TEXT, engine.voice_name)
+                return time.perf_counter() - start
+
+            for _ in range(2):  # warm both
+                raw_once()
+                service_once()
+            raw, ours = [], []
+            for _ in range(args.runs):
+                raw.append(raw_once())
+                ours.append(service_once())
+        audio_s = engine.synthesize(TEXT, engine.voice_name).seconds
+        r, s = statistics.median(raw), statistics.median(ours)
+        print(f"text: {len(TEXT)} characters, {audio_s:.2f}s of audio; {args.runs} alternating runs, medians")
+        print(f"raw in-process Piper         {r * 1000:8.1f} ms")
+        print(f"POST /v1/audio/speech (miss) {s * 1000:8.1f} ms   (HTTP + job + queue + synthesis + WAV + cache write)")
+        print(f"ratio service / raw          {s / r:8.2f}x   (target <= 1.10x)")
+    finally:
+        service.stop()
+
+
+if __name__ == "__main__":
+    main()

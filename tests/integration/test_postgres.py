@@ -1,0 +1,53 @@
+"""DATABASE_URL=postgres://… for real: migrations, jobs, single-flight (the partial unique index) on PostgreSQL."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.support import ServiceProcess, assert_speech, decode_wav
+
+pytestmark = pytest.mark.integration
+
+
+def test_service_on_postgres(postgres_server, tmp_path):
+    env = {"DATABASE_URL": postgres_server.url}
+    proc = ServiceProcess(tmp_path / "data", env=env).start()
+    try:
+        proc.wait_ready()
+        assert not (tmp_path / "data" / "db.sqlite").exists()
+        text = "Stored in PostgreSQL this time."
+        with httpx.Client(base_url=proc.url, timeout=120) as c:
+            def post(_):
+                return c.post("/v1/audio/speech", json={"input": text, "voice": "alloy", "response_format": "wav"})
+
+            with ThreadPoolExecutor(8) as pool:
+                responses = list(pool.map(post, range(8)))
+            assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+            assert_speech(decode_wav(responses[0].content), text, sample_rate=22050)
+            job = c.post("/api/synthesize?wait=30", json={"text": "A job row in Postgres."}).json()
+            assert job["status"] == "succeeded"
+            assert c.get(job["status_url"]).json()["engine"] == "piper"
+            assert c.get("/health").json()["checks"]["db"]["ok"] is True
+    finally:
+        proc.stop()
+
+    with postgres_server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT version FROM schema_version")
+        assert cur.fetchall() == [(1,)]
+        cur.execute("SELECT COUNT(*) FROM jobs WHERE text = %s AND NOT from_cache", (text,))
+        assert cur.fetchone()[0] == 1  # eight concurrent identical requests, one synthesis
+        cur.execute("SELECT COUNT(*) FROM cache_entries")
+        assert cur.fetchone()[0] == 2
+
+    # Restart: migrations are not applied twice; the data is still there.
+    again = ServiceProcess(tmp_path / "data", env=env).start()
+    try:
+        again.wait_ready()
+        assert "applied migration" not in again.log()
+        r = httpx.post(again.url + "/v1/audio/speech", json={"input": text, "response_format": "wav"}, timeout=60)
+        assert r.headers["x-cache"] == "hit"
+    finally:
+        again.stop()
