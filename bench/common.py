@@ -49,11 +49,13 @@ def need(binary: str) -> str:
 
 
 def start_service(env: dict[str, str] | None = None) -> ServiceProcess:
+    """The service in embedded mode, in its own process, JSON logs to a file (as in production)."""
     base = Path(tempfile.mkdtemp(prefix="ef-bench-"))
     base.chmod(0o755)  # nginx's workers (www-data) read the cache files in the serving benchmark
     data = base / "data"
     # nginx runs with access_log off; so does the service, for a like-for-like comparison
-    return ServiceProcess(data, env={"ACCESS_LOG": "false", **(env or {})}).start().wait_ready(timeout=120)
+    return ServiceProcess(data, env={"ACCESS_LOG": "false", "LOG_JSON": "true", **(env or {})}).start().wait_ready(
+        timeout=120)
 
 
 class Nginx:

@@ -16,8 +16,8 @@ import time
 
 import httpx
 
-from bench.common import ROOT, Nginx, start_service, wrk
-from tests.support import free_port
+from bench.common import Nginx, start_service, wrk
+from tests.support import ROOT, free_port
 
 # ~2.2 s of Piper speech at 22,050 Hz 16-bit mono ≈ 100 KB of WAV
 TEXT = "A cached answer comes back fast."
@@ -28,9 +28,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--access-log", action="store_true", help="keep the service's access log on (JSON lines)")
     args = parser.parse_args()
 
-    service = start_service()
+    service = start_service({"ACCESS_LOG": "true"} if args.access_log else None)
     nginx = bare = None
     try:
         job = httpx.post(service.url + "/api/synthesize?wait=60", json={"text": TEXT, "format": "wav"},
