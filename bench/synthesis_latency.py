@@ -2,13 +2,15 @@
 Target: <= 1.10x. Runs alternate (raw, service, raw, …) so both see the same machine conditions; the cached
 file is deleted before every service run, so each one really synthesises (checked: X-Cache: miss).
 
-    .venv/bin/python -m bench.synthesis_latency [--runs 10]
+    .venv/bin/python -m bench.synthesis_latency [--runs 15] [--cpu 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import time
 
 import httpx
@@ -21,15 +23,24 @@ TEXT = "The quick brown fox jumps over the lazy dog, and then it naps in the war
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--cpu", type=int, default=1, help="pin both sides to this core (-1: no pinning)")
     args = parser.parse_args()
 
     engine = PiperEngine(threads=1)  # the service's default: PIPER_THREADS=1
     engine.load()
     service = start_service()
+    if args.cpu >= 0:
+        # Same core for both sides (every thread of the service, and this process), so the comparison is
+        # not at the mercy of which core each process lands on.
+        subprocess.run(["taskset", "-a", "-cp", str(args.cpu), str(service.proc.pid)], check=True,
+                       capture_output=True)
+        os.sched_setaffinity(0, {args.cpu})
     try:
         with httpx.Client(base_url=service.url, timeout=120) as client:
             body = {"model": "tts-1", "input": TEXT, "voice": "alloy", "response_format": "wav"}
+
+            breakdown: list[tuple[float, float]] = []
 
             def service_once() -> float:
                 for path in (service.data_dir / "audio-cache").rglob("*.wav"):
@@ -38,6 +49,8 @@ def main() -> None:
                 resp = client.post("/v1/audio/speech", json=body)
                 elapsed = time.perf_counter() - start
                 assert resp.status_code == 200 and resp.headers["x-cache"] == "miss", resp.headers
+                timings = client.get(f"/api/jobs/{resp.headers['x-job-id']}").json()["timings"]
+                breakdown.append((timings["queued_s"], timings["synthesis_s"]))
                 return elapsed
 
             def raw_once() -> float:
@@ -58,6 +71,12 @@ def main() -> None:
         print(f"raw in-process Piper         {r * 1000:8.1f} ms")
         print(f"POST /v1/audio/speech (miss) {s * 1000:8.1f} ms   (HTTP + job + queue + synthesis + WAV + cache write)")
         print(f"ratio service / raw          {s / r:8.2f}x   (target <= 1.10x)")
+        print("  raw runs (ms):    ", " ".join(f"{x * 1000:.0f}" for x in raw))
+        print("  service runs (ms):", " ".join(f"{x * 1000:.0f}" for x in ours))
+        queued = statistics.median(q for q, _ in breakdown[2:])
+        synth = statistics.median(x for _, x in breakdown[2:])
+        print(f"  of which: queued {queued * 1000:.1f} ms, in the worker (synthesis + WAV + cache write + "
+              f"DB) {synth * 1000:.1f} ms, HTTP + request handling {(s - queued - synth) * 1000:.1f} ms")
     finally:
         service.stop()
 
