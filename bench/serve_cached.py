@@ -3,7 +3,7 @@ the same file; same load tool (wrk), same connections, access logs off on both. 
 A bare ASGI app under the same uvicorn is measured too: the ceiling for any Python app on this stack.
 Rounds alternate between the servers; medians are reported.
 
-    .venv/bin/python -m bench.serve_cached [--rounds 3] [--seconds 5] [--connections 32]
+    .venv/bin/python -m bench.serve_cached [--rounds 5] [--seconds 5] [--connections 32] [--access-log]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ TEXT = "A cached answer comes back fast."
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--access-log", action="store_true", help="keep the service's access log on (JSON lines)")

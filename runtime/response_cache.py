@@ -9,10 +9,10 @@ the function. Entries are dropped when the file is evicted or the function is re
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from runtime.lru import SizedLru
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,40 +25,25 @@ class CachedResponse:
 
 class ResponseCache:
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[str, CachedResponse] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lru: SizedLru[CachedResponse] = SizedLru(max_bytes, lambda item: len(item.body))
 
     def get(self, path: str) -> CachedResponse | None:
-        item = self._items.get(path)  # a dict read is atomic; recency is refreshed on store only
-        return item
+        return self._lru.get(path)
 
     def store(self, path: str, function: str, status: int, raw_headers: list[tuple[bytes, bytes]],
               body: bytes) -> None:
-        size = len(body)
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._items.pop(path, None)
-            if old is not None:
-                self.bytes -= len(old.body)
-            self._items[path] = CachedResponse(function, status, raw_headers, body)
-            self.bytes += size
-            while self.bytes > self.max_bytes:
-                _, evicted = self._items.popitem(last=False)
-                self.bytes -= len(evicted.body)
+        self._lru.put(path, CachedResponse(function, status, raw_headers, body))
 
     def discard_where(self, predicate: Callable[[str, CachedResponse], bool]) -> int:
-        with self._lock:
-            doomed = [path for path, item in self._items.items() if predicate(path, item)]
-            for path in doomed:
-                self.bytes -= len(self._items.pop(path).body)
-        return len(doomed)
+        return self._lru.discard_where(predicate)
 
     def forget_function(self, name: str) -> int:
         """Drop every response a function produced (on redeploy or rollback of that function)."""
         return self.discard_where(lambda _path, item: item.function == name)
 
+    @property
+    def bytes(self) -> int:
+        return self._lru.bytes
+
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)

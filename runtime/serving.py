@@ -7,13 +7,11 @@ hands the file to nginx (``X-Accel-Redirect``) instead.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime.errors import ApiError, NotFound
+from runtime.lru import SizedLru
 from runtime.response_cache import ResponseCache
 from runtime.speech.audio import CONTENT_TYPES
 from storage.cache import AudioCache
@@ -50,38 +48,6 @@ class _Ready(Response):
         self.immutable = immutable
 
 
-class _Lru:
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[str, _File] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> _File | None:
-        with self._lock:
-            item = self._items.get(name)
-            if item is not None:
-                self._items.move_to_end(name)
-            return item
-
-    def put(self, name: str, item: _File) -> None:
-        size = len(item.data)
-        with self._lock:
-            if name in self._items or size > self.max_bytes:
-                return
-            self._items[name] = item
-            self.bytes += size
-            while self.bytes > self.max_bytes:
-                _, old = self._items.popitem(last=False)
-                self.bytes -= len(old.data)
-
-    def discard(self, name: str) -> None:
-        with self._lock:
-            item = self._items.pop(name, None)
-            if item is not None:
-                self.bytes -= len(item.data)
-
-
 def _special_headers(scope) -> tuple[bytes | None, bytes | None, bytes | None]:
     """(range, if-none-match, if-range) from the raw request headers, in one pass."""
     rng = inm = ifr = None
@@ -99,7 +65,7 @@ class AudioServer:
     def __init__(self, cache: AudioCache, memory_bytes: int, file_max_bytes: int, accel_prefix: str = "",
                  responses: ResponseCache | None = None) -> None:
         self.cache = cache
-        self.memory = _Lru(memory_bytes)
+        self.memory: SizedLru[_File] = SizedLru(memory_bytes, lambda item: len(item.data))
         self.responses = responses
         self.file_max_bytes = file_max_bytes
         self.accel_prefix = accel_prefix.rstrip("/")
@@ -107,7 +73,7 @@ class AudioServer:
     def forget(self, key: str, fmt: str) -> None:
         """Drop a file from memory (cache eviction calls this when it deletes the file)."""
         name = f"{key}.{fmt}"
-        self.memory.discard(name)
+        self.memory.discard_where(lambda path, _item: path == name)
         if self.responses is not None:
             self.responses.discard_where(lambda path, _item: path.endswith("/" + name))
 

@@ -19,30 +19,27 @@ class SettingsError(ValueError):
     """A setting from the environment is missing or malformed; the message names the variable."""
 
 
-def _int(name: str, lo: int, hi: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+def _number(name: str, cast: type, lo: float, hi: float) -> Callable[[str], float]:
+    kind = "an integer" if cast is int else "a number"
+
+    def parse(raw: str):
         try:
-            value = int(raw)
+            value = cast(raw)
         except ValueError:
-            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+            raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
         if not lo <= value <= hi:
             raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
         return value
 
     return parse
+
+
+def _int(name: str, lo: int, hi: int) -> Callable[[str], int]:
+    return _number(name, int, lo, hi)  # type: ignore[return-value]
 
 
 def _float(name: str, lo: float, hi: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-        if not lo <= value <= hi:
-            raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
-        return value
-
-    return parse
+    return _number(name, float, lo, hi)
 
 
 def _bool(name: str) -> Callable[[str], bool]:

@@ -205,6 +205,17 @@ class PostgresServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def poll_job(client: httpx.Client, status_url: str, timeout: float = 90.0) -> dict:
+    """GET the job until it has finished (succeeded or failed); fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(status_url).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"{status_url} did not finish within {timeout}s: {job}")
+
+
 # --- audio -------------------------------------------------------------------------------------------
 
 @dataclass

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
-from tests.support import assert_speech, decode_wav
+from tests.support import assert_speech, decode_wav, poll_job
 
 
 def unique(text: str) -> str:
     return f"{text} Ticket {uuid.uuid4().hex[:6]}."
 
 
-def poll(client, url: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(url).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"{url} did not finish")
 
 
 def test_synthesize_returns_202_then_job_succeeds(client):
@@ -31,7 +22,7 @@ def test_synthesize_returns_202_then_job_succeeds(client):
     assert body["status_url"] == f"/api/jobs/{body['id']}"
     assert resp.headers["location"] == body["status_url"]
     assert body["audio_url"] is None
-    job = poll(client, body["status_url"])
+    job = poll_job(client, body["status_url"])
     assert job["status"] == "succeeded", job
     assert job["engine"] == "piper" and job["fallback"] is False and job["from_cache"] is False
     assert job["error"] is None and job["attempts"] == 1
@@ -53,7 +44,7 @@ def test_synthesize_with_too_short_wait_still_202(client):
     long_text = unique(" ".join(["This sentence is here to make the job take a little while."] * 8))
     resp = client.post("/api/synthesize?wait=0.05", json={"text": long_text})
     assert resp.status_code == 202
-    assert poll(client, resp.json()["status_url"])["status"] == "succeeded"
+    assert poll_job(client, resp.json()["status_url"])["status"] == "succeeded"
 
 
 def test_cache_hit_answers_200_at_once_with_a_job_record(client):

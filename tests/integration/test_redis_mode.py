@@ -7,19 +7,11 @@ import time
 import httpx
 import pytest
 
-from tests.support import ServiceProcess, assert_speech, decode_wav
+from tests.support import ServiceProcess, assert_speech, decode_wav, poll_job
 
 pytestmark = pytest.mark.integration
 
 
-def poll(client, url: str, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(url).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not finish")
 
 
 def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
@@ -52,7 +44,7 @@ def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
             time.sleep(1.0)
             assert c.get(queued["status_url"]).json()["status"] == "queued"
             worker = ServiceProcess(data, "worker", env=env).start()
-            job = poll(c, queued["status_url"])
+            job = poll_job(c, queued["status_url"])
             assert job["status"] == "succeeded", job
             assert job["worker_id"].split(":")[1] == str(worker.proc.pid)
             assert_speech(decode_wav(c.get(job["audio_url"]).content), text2, sample_rate=22050)
@@ -79,7 +71,7 @@ def test_worker_killed_mid_job_is_recovered_by_the_next_worker(redis_server, tmp
             worker.kill()
             assert c.get(job["status_url"]).json()["status"] == "running"
             worker = ServiceProcess(data, "worker", env=env).start()
-            done = poll(c, job["status_url"])
+            done = poll_job(c, job["status_url"])
             assert done["status"] == "succeeded" and done["attempts"] == 2, done
             assert_speech(decode_wav(c.get(done["audio_url"]).content), text, sample_rate=22050)
     finally:
