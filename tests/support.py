@@ -170,8 +170,10 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres")
             shutil.chown(data, "postgres")
-        subprocess.run(self._as_postgres([str(self.bin / "initdb"), "-D", str(data), "-U", "ef", "--auth=trust",
-                                          "-E", "UTF8"]), check=True, capture_output=True)
+        init = subprocess.run(self._as_postgres([str(self.bin / "initdb"), "-D", str(data), "-U", "ef",
+                                                 "--auth=trust", "-E", "UTF8"]), capture_output=True, text=True)
+        if init.returncode != 0:
+            raise AssertionError(f"initdb failed ({init.returncode}): {init.stdout[-2000:]}{init.stderr[-2000:]}")
         self.proc = subprocess.Popen(self._as_postgres([
             str(self.bin / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.base),
             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]),
