@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import warnings
 import wave
 from dataclasses import dataclass
 
 import numpy as np
 
-CONTENT_TYPES = {
-    "wav": "audio/wav",
-    "mp3": "audio/mpeg",
+# format → (content type, pydub export arguments). OpenAI's set; ``pcm`` is raw 16-bit little-endian mono
+# at 24 kHz, as OpenAI documents it and its clients assume.
+_ENCODINGS: dict[str, tuple[str, dict]] = {
+    "mp3": ("audio/mpeg", {"format": "mp3", "codec": "libmp3lame", "bitrate": "64k"}),
+    "opus": ("audio/ogg", {"format": "opus", "codec": "libopus", "bitrate": "32k"}),  # Ogg Opus, 48 kHz
+    "aac": ("audio/aac", {"format": "adts", "codec": "aac", "bitrate": "64k"}),
+    "flac": ("audio/flac", {"format": "flac"}),
+    "wav": ("audio/wav", {}),  # written by the standard library
+    "pcm": ("audio/pcm", {"format": "s16le", "parameters": ["-ar", "24000"]}),
 }
-FORMATS = tuple(CONTENT_TYPES)
+CONTENT_TYPES = {fmt: ctype for fmt, (ctype, _) in _ENCODINGS.items()}
+FORMATS = tuple(_ENCODINGS)
+PCM_RATE = 24_000
 
 
 @dataclass(frozen=True)
@@ -67,12 +77,40 @@ def encode(pcm: Pcm, fmt: str) -> bytes:
             w.setframerate(pcm.sample_rate)
             w.writeframes(pcm.samples)
         return buf.getvalue()
-    if fmt == "mp3":
+    if fmt not in _ENCODINGS:
+        raise ValueError(f"unknown format {fmt!r}")
+    with warnings.catch_warnings():  # pydub looks for ffmpeg on PATH at import; we give it the wheel's
+        warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
         from pydub import AudioSegment
 
-        AudioSegment.converter = ffmpeg_path()
-        seg = AudioSegment(data=pcm.samples, sample_width=2, frame_rate=pcm.sample_rate, channels=1)
-        out = io.BytesIO()
-        seg.export(out, format="mp3", bitrate="64k")
-        return out.getvalue()
-    raise ValueError(f"unknown format {fmt!r}")
+    AudioSegment.converter = ffmpeg_path()
+    seg = AudioSegment(data=pcm.samples, sample_width=2, frame_rate=pcm.sample_rate, channels=1)
+    out = io.BytesIO()
+    seg.export(out, **_ENCODINGS[fmt][1])
+    data = out.getvalue()
+    if not data:
+        raise RuntimeError(f"ffmpeg produced no {fmt} output")
+    return data
+
+
+def time_stretch(pcm: Pcm, factor: float) -> Pcm:
+    """Play ``factor`` times faster (0.25-4.0) without changing pitch, with ffmpeg's ``atempo`` filter
+    (one stage handles 0.5-2.0, so larger changes chain stages)."""
+    if abs(factor - 1.0) < 1e-3:
+        return pcm
+    stages, rest = [], factor
+    while rest > 2.0:
+        stages.append(2.0)
+        rest /= 2.0
+    while rest < 0.5:
+        stages.append(0.5)
+        rest /= 0.5
+    stages.append(rest)
+    chain = ",".join(f"atempo={s:.6f}" for s in stages)
+    proc = subprocess.run(
+        [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(pcm.sample_rate),
+         "-ac", "1", "-i", "pipe:0", "-filter:a", chain, "-f", "s16le", "-ar", str(pcm.sample_rate), "pipe:1"],
+        input=pcm.samples, capture_output=True, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        raise RuntimeError(f"time-stretch failed: {proc.stderr.decode(errors='replace')[-500:]}")
+    return Pcm(proc.stdout, pcm.sample_rate)

@@ -67,15 +67,34 @@ def _voice(value: object, catalog: VoiceCatalog) -> Voice:
     return catalog.resolve(value)
 
 
+OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+
+
+def _model_voice(model: object, voice: object, catalog: VoiceCatalog) -> Voice:
+    """``model`` is one of OpenAI's TTS models (any voice) or an engine name, which picks that engine:
+    an OpenAI voice name or no voice then means that engine's voice for the default voice's language."""
+    if model is None or model in OPENAI_MODELS:
+        return _voice(voice, catalog)
+    if not isinstance(model, str) or model not in catalog.engines:
+        known = ", ".join([*OPENAI_MODELS, *catalog.engines])
+        raise InvalidInput(f"unknown model {model!r}; use one of {known} (GET /v1/models)", code="unknown_model")
+    if voice is None or (isinstance(voice, str) and voice.strip().lower() in catalog.aliases):
+        base = catalog.default
+        return base if base.engine == model else catalog.voice_of(model, base.language)
+    chosen = _voice(voice, catalog)
+    if chosen.engine != model:
+        raise InvalidInput(f"voice {chosen.id!r} belongs to engine {chosen.engine!r}, not to model {model!r}",
+                           code="model_voice_mismatch")
+    return chosen
+
+
 def from_openai(body: object, catalog: VoiceCatalog, max_chars: int) -> SpeechRequest:
-    """OpenAI's ``/v1/audio/speech`` shape: model, input, voice, response_format, speed (+ ignored extras)."""
+    """OpenAI's ``/v1/audio/speech`` shape: model, input, voice, response_format, speed (+ ignored extras
+    such as ``instructions``, which no local engine supports)."""
     body = _require_object(body)
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidInput("'model' must be a string", code="invalid_model")
     return SpeechRequest(
         text=_text(body.get("input"), "input", max_chars),
-        voice=_voice(body.get("voice"), catalog),
+        voice=_model_voice(body.get("model"), body.get("voice"), catalog),
         format=_format(body.get("response_format"), "response_format"),
         speed=_speed(body.get("speed")),
     )

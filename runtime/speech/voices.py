@@ -48,6 +48,15 @@ class VoiceCatalog:
                                code="ambiguous_voice")
         raise InvalidInput(f"unknown voice {name!r}; GET /api/voices lists the voices", code="unknown_voice")
 
+    def voice_of(self, engine: str, language: str) -> Voice:
+        """The engine's voice for ``language`` (exact, then the language family), else its first voice."""
+        own = [v for v in self._by_id.values() if v.engine == engine]
+        for wanted in (language.lower(), language.lower().split("-")[0]):
+            for v in own:
+                if v.language.lower() == wanted:
+                    return v
+        return own[0]
+
     def fallback_for(self, voice: Voice) -> Voice | None:
         """A voice of another engine in the same language (eSpeak NG speaks ~130), else the configured
         fallback voice; None when nothing else can speak."""

@@ -10,7 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from runtime.speech.audio import Pcm
+from runtime.speech.audio import Pcm, time_stretch
 
 CANARY_TEXT = "Ready."
 
@@ -45,6 +45,7 @@ class ProbeResult:
 
 class Engine(ABC):
     name: str = ""
+    speed_range: tuple[float, float] = (0.25, 4.0)  # what the engine does natively; the rest is time-stretched
 
     @abstractmethod
     def voices(self) -> list[Voice]:
@@ -69,14 +70,18 @@ class Engine(ABC):
         """Speak ``text`` with the engine's voice ``voice``; ``speed`` 1.0 is normal. Raises EngineError."""
         if not self.loaded:
             self.load()
+        lo, hi = self.speed_range
+        native = min(hi, max(lo, speed))
         try:
-            pcm = self._synthesize(text, voice, speed)
+            pcm = self._synthesize(text, voice, native)
         except EngineError:
             raise
         except Exception as exc:  # an engine's own failure becomes a typed one the chain understands
             raise EngineError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
         if not pcm.samples or pcm.peak() == 0:
             raise EngineError(f"{self.name} returned no audible audio")
+        if native != speed:
+            pcm = time_stretch(pcm, speed / native)
         return pcm
 
     def probe(self) -> ProbeResult:

@@ -98,6 +98,8 @@ class _Library:
 
 class EspeakEngine(Engine):
     name = "espeak"
+    # eSpeak's rate range is 80-450 wpm around a normal 175: beyond it the base class time-stretches.
+    speed_range = (_MIN_RATE_WPM / _NORMAL_RATE_WPM, _MAX_RATE_WPM / _NORMAL_RATE_WPM)
 
     def __init__(self) -> None:
         self._lib: _Library | None = None
@@ -122,6 +124,5 @@ class EspeakEngine(Engine):
         self._lib = _Library.get()
 
     def _synthesize(self, text: str, voice: str, speed: float) -> Pcm:
-        # eSpeak's rate range is 80-450 wpm; speeds beyond it are clamped (time-stretch comes with issue 3).
         rate = max(_MIN_RATE_WPM, min(_MAX_RATE_WPM, round(_NORMAL_RATE_WPM * speed)))
         return self._lib.speak(text, voice, rate)

@@ -1,0 +1,111 @@
+"""OpenAI compatibility: every response_format through the official client, speed, model, catalogue routes."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+from openai import OpenAI
+
+from tests.support import DecodedAudio, assert_speech, decode_wav, decode_with_ffmpeg
+
+# format → (content type, sample rate after decoding)
+EXPECTED = {
+    "mp3": ("audio/mpeg", 22050),
+    "opus": ("audio/ogg", 48000),
+    "aac": ("audio/aac", 22050),
+    "flac": ("audio/flac", 22050),
+    "wav": ("audio/wav", 22050),
+    "pcm": ("audio/pcm", 24000),
+}
+
+
+@pytest.fixture()
+def openai_client(service):
+    return OpenAI(base_url=service.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def decode(fmt: str, data: bytes) -> DecodedAudio:
+    if fmt == "pcm":  # raw 16-bit little-endian mono at 24 kHz, no header
+        assert data[:4] != b"RIFF" and len(data) % 2 == 0
+        return DecodedAudio(24000, 1, np.frombuffer(data, dtype="<i2"))
+    if fmt == "wav":
+        return decode_wav(data)
+    return decode_with_ffmpeg(data)
+
+
+@pytest.mark.parametrize("fmt", list(EXPECTED))
+def test_every_format_with_the_official_client(openai_client, fmt):
+    text = f"Format {fmt} carries the same sentence, take {uuid.uuid4().hex[:4]}."
+    raw = openai_client.audio.speech.with_raw_response.create(model="tts-1", voice="alloy", input=text,
+                                                              response_format=fmt)
+    ctype, rate = EXPECTED[fmt]
+    assert raw.headers["content-type"] == ctype
+    audio = decode(fmt, raw.parse().content)
+    assert_speech(audio, text, sample_rate=rate)
+
+
+def test_formats_are_distinct_cache_entries_served_with_their_types(service):
+    text = f"Same words, six encodings, {uuid.uuid4().hex[:4]}."
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        etags = set()
+        for fmt in EXPECTED:
+            resp = c.post("/v1/audio/speech", json={"input": text, "response_format": fmt})
+            etags.add(resp.headers["etag"])
+            key = resp.headers["etag"].strip('"')
+            cached = c.get(f"/audio/{key}")
+            assert cached.headers["content-type"] == EXPECTED[fmt][0]
+            assert cached.content == resp.content
+    assert len(etags) == len(EXPECTED)
+
+
+def test_every_encoding_of_one_pcm_has_its_length():
+    """Encoders add only codec padding (priming, frame rounding), never lose or add speech."""
+    from runtime.speech.audio import encode
+    from runtime.speech.engines.espeak import EspeakEngine
+
+    pcm = EspeakEngine().synthesize("One recording, encoded six ways.", "en-us")
+    for fmt, (_, rate) in EXPECTED.items():
+        audio = decode(fmt, encode(pcm, fmt))
+        assert audio.sample_rate == rate
+        assert -0.01 < audio.seconds - pcm.seconds < 0.12, (fmt, audio.seconds, pcm.seconds)
+
+
+@pytest.mark.parametrize("speed", [0.25, 0.5, 2.0, 4.0])
+def test_espeak_speed_is_honoured_beyond_its_native_rate_range(service, speed):
+    text = "Speed changes how long this sentence takes to say out loud."
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        def seconds(s):
+            body = {"input": text, "voice": "espeak:en-us", "response_format": "wav", "speed": s}
+            return decode_wav(c.post("/v1/audio/speech", json=body).content).seconds
+
+        ratio = seconds(1.0) / seconds(speed)
+    assert speed * 0.85 < ratio < speed * 1.15, (speed, ratio)
+
+
+def test_model_picks_the_engine(service):
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        def post(**body):
+            return c.post("/v1/audio/speech", json={"input": "Which engine?", "response_format": "wav", **body})
+
+        assert post(model="espeak", voice="alloy").headers["x-tts-engine"] == "espeak"
+        assert post(model="espeak").headers["x-tts-engine"] == "espeak"
+        assert post(model="piper", voice="nova").headers["x-tts-engine"] == "piper"
+        assert post(model="tts-1-hd", voice="espeak:de").headers["x-tts-engine"] == "espeak"
+        mismatch = post(model="piper", voice="espeak:de")
+        assert mismatch.status_code == 400 and mismatch.json()["error"]["code"] == "model_voice_mismatch"
+        unknown = post(model="kokoro-v9")
+        assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_model"
+        assert "tts-1" in unknown.json()["error"]["message"]
+
+
+def test_models_and_voices_catalogue(openai_client, service):
+    ids = [m.id for m in openai_client.models.list()]
+    assert ids[:3] == ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"] and {"piper", "espeak"} <= set(ids)
+    voices = httpx.get(service.url + "/v1/audio/voices").json()
+    assert voices["default"] == "piper:en_US-joe-medium"
+    assert "espeak:en-us" in voices["voices"]
+    assert voices["aliases"]["alloy"] == voices["aliases"]["verse"] == "piper:en_US-joe-medium"
+    assert len(voices["aliases"]) == 11
