@@ -100,6 +100,62 @@ def from_openai(body: object, catalog: VoiceCatalog, max_chars: int) -> SpeechRe
     )
 
 
+def mary_locale(language: str) -> str:
+    """BCP 47-ish ``en-US`` → MaryTTS's ``en_US`` (``de`` stays ``de``)."""
+    lang, _, region = language.partition("-")
+    return f"{lang.lower()}_{region.upper()}" if region else lang.lower()
+
+
+def _mary_voice(voice: str | None, locale: str | None, catalog: VoiceCatalog) -> Voice:
+    """A known voice wins. Mary voice names we do not have (Home Assistant's default is ``cmu-slt-hsmm``)
+    fall back to a voice for LOCALE, then to the default voice: never an error."""
+    if voice:
+        try:
+            return catalog.resolve(voice)
+        except InvalidInput:
+            pass
+    if locale:
+        wanted = locale.replace("_", "-").lower()
+        default = catalog.default
+        if default.language.lower() == wanted or default.language.lower().split("-")[0] == wanted:
+            return default
+        for engine in catalog.engines:
+            found = catalog.voice_of(engine, wanted)
+            if found.language.lower() in (wanted, wanted.split("-")[0]):
+                return found
+    return catalog.default
+
+
+def from_mary(params: dict[str, str], catalog: VoiceCatalog, max_chars: int) -> SpeechRequest:
+    """MaryTTS's ``/process`` parameters (Home Assistant's ``marytts`` platform, OpenTTS clients).
+    Supported: INPUT_TYPE=TEXT, OUTPUT_TYPE=AUDIO, AUDIO=WAVE_FILE, LOCALE, VOICE, and the Rate effect
+    (``effect_Rate_selected=on``, ``effect_Rate_parameters=durScale:1.5;``); other effects are ignored."""
+    input_type = params.get("INPUT_TYPE", "TEXT").upper()
+    if input_type != "TEXT":
+        raise InvalidInput(f"INPUT_TYPE {input_type!r} is not supported here; use TEXT", code="unsupported_input_type")
+    if params.get("OUTPUT_TYPE", "AUDIO").upper() != "AUDIO":
+        raise InvalidInput("OUTPUT_TYPE must be AUDIO", code="unsupported_output_type")
+    if params.get("AUDIO", "WAVE_FILE").upper() not in ("WAVE_FILE", "WAVE"):
+        raise InvalidInput("AUDIO must be WAVE_FILE", code="unknown_format")
+    speed = 1.0
+    if params.get("effect_Rate_selected", "").lower() == "on":
+        raw = params.get("effect_Rate_parameters", "durScale:1.5;")
+        try:
+            dur_scale = float(raw.split("durScale:")[1].split(";")[0])
+        except (IndexError, ValueError):
+            raise InvalidInput(f"effect_Rate_parameters must look like 'durScale:1.5;', got {raw!r}",
+                               code="invalid_speed") from None
+        if dur_scale <= 0:
+            raise InvalidInput("durScale must be positive", code="invalid_speed")
+        speed = _speed(1.0 / dur_scale)
+    return SpeechRequest(
+        text=_text(params.get("INPUT_TEXT"), "INPUT_TEXT", max_chars),
+        voice=_mary_voice(params.get("VOICE"), params.get("LOCALE"), catalog),
+        format="wav",
+        speed=speed,
+    )
+
+
 def from_synthesize(body: object, catalog: VoiceCatalog, max_chars: int) -> SpeechRequest:
     """Our own shape: text, voice, format (default wav), speed."""
     body = _require_object(body)
