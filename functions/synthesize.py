@@ -28,10 +28,10 @@ def _wait_seconds(request, limit: float) -> float:
     return wait
 
 
-@function(route="/api/synthesize", methods=["POST"], timeout_s=3600)
+@function(route="/api/synthesize", methods=["POST"], timeout_s=3600, max_body=1_000_000)
 async def synthesize(request, ctx):
     wait = _wait_seconds(request, ctx.settings.max_wait_s)
-    req = from_synthesize(await read_json(request), ctx.catalog, ctx.settings.max_text_chars)
+    req = from_synthesize(await read_json(request), ctx.catalog, ctx.settings.max_job_text_chars)
     key = ctx.speech.cached(req)
     if key is not None:
         job = await run_in_threadpool(ctx.speech.record_hit, req, key)

@@ -39,6 +39,15 @@ def declare_synthesize(broker: dramatiq.Broker, run_job: Callable[[str], None], 
                           time_limit=int(settings.job_timeout_s * 1000))
 
 
+def enqueue_synthesis(actor: dramatiq.Actor, settings: Settings) -> Callable[[str, int], None]:
+    """``enqueue(job_id, chunks)``: the time limit grows with the job, ``JOB_TIMEOUT_S`` per chunk."""
+
+    def enqueue(job_id: str, chunks: int = 1) -> None:
+        actor.send_with_options(args=(job_id,), time_limit=int(settings.job_timeout_s * 1000 * max(1, chunks)))
+
+    return enqueue
+
+
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
     worker.start()

@@ -13,7 +13,7 @@ import dramatiq
 from loguru import logger
 from peewee import Database
 
-from runtime.broker import build_broker, declare_synthesize, start_worker
+from runtime.broker import build_broker, declare_synthesize, enqueue_synthesis, start_worker
 from runtime.events import JobEvents
 from runtime.response_cache import ResponseCache
 from runtime.serving import AudioServer
@@ -63,7 +63,7 @@ class Services:
         broker = build_broker(settings)
         synthesizer = Synthesizer(engines, catalog, cache, liveness, events.publish)
         actor = declare_synthesize(broker, synthesizer.run, settings)
-        speech = SpeechService(engines, catalog, cache, events, actor.send)
+        speech = SpeechService(engines, catalog, cache, events, enqueue_synthesis(actor, settings))
         responses = responses if responses is not None else ResponseCache(settings.memory_cache_bytes)
         audio = AudioServer(cache, settings.memory_cache_bytes, settings.memory_cache_file_max_bytes,
                             settings.accel_redirect_prefix, responses)
@@ -99,8 +99,7 @@ class Services:
         self.recover()
 
     def recover(self) -> int:
-        actor = self.broker.get_actor("synthesize")
-        return recover(self.liveness, actor.send)
+        return recover(self.liveness, self.speech.enqueue)
 
     def close(self) -> None:
         if self.worker is not None:

@@ -90,9 +90,10 @@ class Settings:
     piper_config_path: str = ""
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
     worker_threads: int = 2  # synthesis threads per worker process
-    max_text_chars: int = 4096
+    max_text_chars: int = 4096  # /v1/audio/speech and MaryTTS, like OpenAI
+    max_job_text_chars: int = 100_000  # /api/synthesize (long texts, synthesised sentence by sentence)
     max_body_bytes: int = 64_000
-    job_timeout_s: float = 120.0  # one synthesis job, after which it fails
+    job_timeout_s: float = 120.0  # per chunk (sentence) of a synthesis job, after which the job fails
     request_timeout_s: float = 60.0  # how long a synchronous request waits for its audio
     max_wait_s: float = 60.0  # upper bound for ?wait= on /api/synthesize
     memory_cache_bytes: int = 64 * 1024 * 1024  # hot audio files kept in memory for serving
@@ -147,6 +148,7 @@ class Settings:
             "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
             "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
             "max_text_chars": ("MAX_TEXT_CHARS", _int("MAX_TEXT_CHARS", 1, 1_000_000)),
+            "max_job_text_chars": ("MAX_JOB_TEXT_CHARS", _int("MAX_JOB_TEXT_CHARS", 1, 10_000_000)),
             "max_body_bytes": ("MAX_BODY_BYTES", _int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024)),
             "job_timeout_s": ("JOB_TIMEOUT_S", _float("JOB_TIMEOUT_S", 1, 3600)),
             "request_timeout_s": ("REQUEST_TIMEOUT_S", _float("REQUEST_TIMEOUT_S", 1, 3600)),

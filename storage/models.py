@@ -56,6 +56,9 @@ class Job(BaseModel):
     started_at = DateTimeField(null=True)
     finished_at = DateTimeField(null=True)
     audio_seconds = FloatField(null=True)
+    chunks_total = IntegerField(default=1)
+    chunks_done = IntegerField(default=0)
+    chunks_cached = IntegerField(default=0)
 
     class Meta:
         table_name = "jobs"

@@ -60,14 +60,14 @@ def test_job_running_on_a_live_worker_is_left_alone(world):
     job = make_job(catalog, status="running", worker_id="otherhost:1:abc")
     synth.run(job.id)
     assert Job.get_by_id(job.id).status == "running"
-    assert recover(synth.liveness, lambda _: pytest.fail("must not re-enqueue")) == 0
+    assert recover(synth.liveness, lambda *_: pytest.fail("must not re-enqueue")) == 0
 
 
 def test_job_of_a_dead_worker_is_taken_over(world):
     synth, catalog, _ = world
     job = make_job(catalog, status="running", worker_id="gone:1:abc")  # no heartbeat row at all
     enqueued = []
-    assert recover(synth.liveness, enqueued.append) == 1 and enqueued == [job.id]
+    assert recover(synth.liveness, lambda job_id, chunks: enqueued.append(job_id)) == 1 and enqueued == [job.id]
     synth.run(job.id)
     job = Job.get_by_id(job.id)
     assert job.status == "succeeded" and job.worker_id == synth.worker_id and job.attempts == 1

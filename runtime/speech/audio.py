@@ -46,6 +46,17 @@ class Pcm:
             return 0
         return int(np.abs(np.frombuffer(self.samples, dtype="<i2").astype(np.int32)).max())
 
+    def faded(self, fade_s: float = 0.005) -> Pcm:
+        """Linear fade in and out over ``fade_s`` seconds, so joined chunks start and end at silence
+        (no clicks where two chunks meet)."""
+        samples = np.frombuffer(self.samples, dtype="<i2").astype(np.float32)
+        n = min(int(self.sample_rate * fade_s), len(samples) // 2)
+        if n > 0:
+            ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+            samples[:n] *= ramp
+            samples[len(samples) - n:] *= ramp[::-1]
+        return Pcm(np.round(samples).astype("<i2").tobytes(), self.sample_rate)
+
     @staticmethod
     def join(parts: list[Pcm], gap_s: float = 0.0) -> Pcm:
         """Concatenate chunks of one sample rate, with ``gap_s`` seconds of silence between them."""
@@ -56,6 +67,14 @@ class Pcm:
             raise ValueError("cannot join audio of different sample rates")
         gap = b"\x00\x00" * int(rate * gap_s)
         return Pcm(gap.join(p.samples for p in parts), rate)
+
+
+def decode_wav(data: bytes) -> Pcm:
+    """A mono 16-bit WAV (as ``encode(pcm, "wav")`` writes) back to PCM."""
+    with wave.open(io.BytesIO(data)) as w:
+        if w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise ValueError("expected mono 16-bit WAV")
+        return Pcm(w.readframes(w.getnframes()), w.getframerate())
 
 
 def ffmpeg_path() -> str:

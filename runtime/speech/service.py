@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runtime.errors import SynthesisFailed, Timeout, Unavailable
 from runtime.events import JobEvents
+from runtime.speech.chunks import split_text
 from runtime.speech.engines import Engine
 from runtime.speech.request import SpeechRequest
 from runtime.speech.voices import VoiceCatalog
@@ -41,7 +42,7 @@ class SpeechService:
     POLL_S = 0.5  # safety net when a notification is lost
 
     def __init__(self, engines: dict[str, Engine], catalog: VoiceCatalog, cache: AudioCache,
-                 events: JobEvents, enqueue: Callable[[str], None]) -> None:
+                 events: JobEvents, enqueue: Callable[[str, int], None]) -> None:
         self.engines = engines
         self.catalog = catalog
         self.cache = cache
@@ -66,13 +67,14 @@ class SpeechService:
                 return active, False
             if self.cache.exists(key, req.format):
                 return self.record_hit(req, key), False
+            chunks = len(split_text(req.text, req.voice.language))
             try:
                 job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,
-                                 format=req.format, speed=req.speed, created_at=utcnow())
+                                 format=req.format, speed=req.speed, created_at=utcnow(), chunks_total=chunks)
             except IntegrityError:
                 continue  # another request created it a moment ago: share that one
             try:
-                self.enqueue(job.id)
+                self.enqueue(job.id, chunks)
             except Exception as exc:
                 # The job is recorded and will be recovered when the broker is back; nothing is lost.
                 logger.error("could not enqueue job {}: {}", job.id, exc)
@@ -86,7 +88,7 @@ class SpeechService:
         now = utcnow()
         return Job.create(id=uuid.uuid4().hex, key=key, status=SUCCEEDED, text=req.text, voice=req.voice.id,
                           format=req.format, speed=req.speed, audio_key=key, engine=req.voice.engine,
-                          from_cache=True, created_at=now, started_at=now, finished_at=now)
+                          from_cache=True, created_at=now, started_at=now, finished_at=now, chunks_total=0)
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """Wait up to ``timeout_s`` seconds for the job to finish; returns its latest state."""
@@ -147,6 +149,8 @@ def job_view(job: Job) -> dict:
         "from_cache": job.from_cache,
         "audio_seconds": job.audio_seconds,
         "attempts": job.attempts,
+        "progress": {"chunks_total": job.chunks_total, "chunks_done": job.chunks_done,
+                     "chunks_cached": job.chunks_cached},
         "worker_id": job.worker_id,
         "error": job.error,
         "timings": timings,

@@ -13,13 +13,17 @@ from dramatiq.middleware import Interrupt
 from loguru import logger
 from peewee import fn
 
-from runtime.speech.audio import encode
-from runtime.speech.engines import Engine, EngineError
+from runtime.speech.audio import Pcm, decode_wav, encode
+from runtime.speech.chunks import split_text
+from runtime.speech.engines import Engine, EngineError, Voice
+from runtime.speech.keys import cache_key
 from runtime.speech.request import SpeechRequest
 from runtime.speech.voices import VoiceCatalog
 from runtime.workers import Liveness
 from storage.cache import AudioCache
 from storage.models import FAILED, QUEUED, RUNNING, SUCCEEDED, CacheEntry, Job, utcnow
+
+CHUNK_PAUSE_S = 0.12  # silence between stitched sentences
 
 
 class Synthesizer:
@@ -83,23 +87,55 @@ class Synthesizer:
                 return
             start = time.perf_counter()
             try:
-                pcm = engine.synthesize(job.text, candidate.name, job.speed)
+                pcm = self._speak(job, engine, candidate)
             except EngineError as exc:
                 errors.append(str(exc))
                 logger.warning("engine {} failed for job {}: {}", candidate.engine, job.id, exc)
                 continue
-            data = encode(pcm, job.format)
-            self.cache.write(key, job.format, data)
-            now = utcnow()
-            CacheEntry.insert(key=key, format=job.format, path=self.cache.relpath(key, job.format),
-                              size_bytes=len(data), engine=candidate.engine, voice=candidate.id,
-                              audio_seconds=pcm.seconds, created_at=now, last_access_at=now).on_conflict(
-                conflict_target=[CacheEntry.key], update={CacheEntry.last_access_at: now}).execute()
+            self._store(key, job.format, encode(pcm, job.format), candidate, pcm.seconds)
             logger.info("job {} synthesised by {} in {:.3f}s ({:.2f}s audio)", job.id, candidate.engine,
                         time.perf_counter() - start, pcm.seconds)
             self._succeed(job, key, candidate.engine, position > 0, from_cache=False, seconds=pcm.seconds)
             return
         raise EngineError("every engine failed: " + "; ".join(errors))
+
+    def _speak(self, job: Job, engine: Engine, voice: Voice) -> Pcm:
+        """The job's audio from ``engine``: one synthesis for one sentence; for longer text, sentence by
+        sentence (each cached on its own, so texts sharing sentences reuse them), stitched with short
+        fades and a pause. Progress goes to the job row as chunks finish."""
+        chunks = split_text(job.text, voice.language)
+        if len(chunks) == 1:
+            pcm = engine.synthesize(job.text, voice.name, job.speed)
+            self._progress(job, 1, 1, 0)
+            return pcm
+        model = engine.identity()
+        parts: list[Pcm] = []
+        cached = 0
+        for done, chunk in enumerate(chunks, start=1):
+            key = cache_key(engine=voice.engine, model_id=model, voice=voice.name, text=chunk, fmt="wav",
+                            params={"speed": job.speed, "chunk": True})
+            try:
+                part = decode_wav(self.cache.path(key, "wav").read_bytes())
+                cached += 1
+            except (FileNotFoundError, ValueError, EOFError):
+                part = engine.synthesize(chunk, voice.name, job.speed)
+                self._store(key, "wav", encode(part, "wav"), voice, part.seconds)
+            parts.append(part.faded())
+            self._progress(job, len(chunks), done, cached)
+        return Pcm.join(parts, gap_s=CHUNK_PAUSE_S)
+
+    def _progress(self, job: Job, total: int, done: int, cached: int) -> None:
+        Job.update(chunks_total=total, chunks_done=done, chunks_cached=cached).where(
+            (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
+
+    def _store(self, key: str, fmt: str, data: bytes, voice: Voice, seconds: float) -> None:
+        """Write a cache file atomically and index it."""
+        self.cache.write(key, fmt, data)
+        now = utcnow()
+        CacheEntry.insert(key=key, format=fmt, path=self.cache.relpath(key, fmt), size_bytes=len(data),
+                          engine=voice.engine, voice=voice.id, audio_seconds=seconds, created_at=now,
+                          last_access_at=now).on_conflict(
+            conflict_target=[CacheEntry.key], update={CacheEntry.last_access_at: now}).execute()
 
     def _succeed(self, job: Job, key: str, engine: str, fallback: bool, *, from_cache: bool,
                  seconds: float | None = None) -> None:
@@ -117,10 +153,11 @@ def recover(liveness: Liveness, enqueue) -> int:
     The jobs table is the truth; the broker may have lost the message (embedded mode keeps messages in
     memory). Duplicates are harmless: the actor is idempotent."""
     count = 0
-    for job in Job.select(Job.id, Job.status, Job.worker_id).where(Job.status.in_([QUEUED, RUNNING])):
+    for job in Job.select(Job.id, Job.status, Job.worker_id, Job.chunks_total).where(
+            Job.status.in_([QUEUED, RUNNING])):
         if job.status == RUNNING and liveness.is_alive(job.worker_id):
             continue
-        enqueue(job.id)
+        enqueue(job.id, job.chunks_total)
         count += 1
     if count:
         logger.info("recovered {} unfinished job(s)", count)

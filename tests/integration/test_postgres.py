@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from storage.migrations import available
 from tests.support import ServiceProcess, assert_speech, decode_wav
 
 pytestmark = pytest.mark.integration
@@ -35,8 +36,8 @@ def test_service_on_postgres(postgres_server, tmp_path):
         proc.stop()
 
     with postgres_server.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT version FROM schema_version")
-        assert cur.fetchall() == [(1,)]
+        cur.execute("SELECT version FROM schema_version ORDER BY version")
+        assert cur.fetchall() == [(version,) for version, _ in available()]
         cur.execute("SELECT COUNT(*) FROM jobs WHERE text = %s AND NOT from_cache", (text,))
         assert cur.fetchone()[0] == 1  # eight concurrent identical requests, one synthesis
         cur.execute("SELECT COUNT(*) FROM cache_entries")
