@@ -14,7 +14,10 @@ from dramatiq.brokers.stub import StubBroker
 from runtime.settings import Settings
 
 SYNTHESIZE_ACTOR = "synthesize"
+SYNTHESIZE_LONG_ACTOR = "synthesize_long"
 SPEECH_QUEUE = "speech"
+SPEECH_LONG_QUEUE = "speech-long"
+SHORT_PRIORITY, LONG_PRIORITY = 0, 10  # lower runs first
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -27,22 +30,28 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
-def declare_synthesize(broker: dramatiq.Broker, run_job: Callable[[str], None], settings: Settings) -> dramatiq.Actor:
-    """The synthesis actor. Its own failures (database briefly locked…) retry; engine failures are
-    recorded on the job by the body and never raise."""
+def declare_synthesis(broker: dramatiq.Broker, run_job: Callable[[str], None],
+                      settings: Settings) -> Callable[[str, int], None]:
+    """The synthesis actors and ``enqueue(job_id, chunks)``. Short jobs (one sentence) go to
+    ``synthesize``, long ones to ``synthesize_long``: a worker orders its work by actor priority, so a short
+    request overtakes long jobs already waiting. The time limit grows with the job, ``JOB_TIMEOUT_S`` per
+    chunk. The body records engine failures on the job and never raises for them; its own failures
+    (database briefly locked…) retry."""
 
     def synthesize(job_id: str) -> None:
         run_job(job_id)
 
-    return dramatiq.actor(synthesize, broker=broker, actor_name=SYNTHESIZE_ACTOR, queue_name=SPEECH_QUEUE,
-                          max_retries=3, min_backoff=200, max_backoff=5000,
-                          time_limit=int(settings.job_timeout_s * 1000))
+    def synthesize_long(job_id: str) -> None:
+        run_job(job_id)
 
-
-def enqueue_synthesis(actor: dramatiq.Actor, settings: Settings) -> Callable[[str, int], None]:
-    """``enqueue(job_id, chunks)``: the time limit grows with the job, ``JOB_TIMEOUT_S`` per chunk."""
+    options = {"broker": broker, "max_retries": 3, "min_backoff": 200, "max_backoff": 5000}
+    short = dramatiq.actor(synthesize, actor_name=SYNTHESIZE_ACTOR, queue_name=SPEECH_QUEUE,
+                           priority=SHORT_PRIORITY, **options)
+    long = dramatiq.actor(synthesize_long, actor_name=SYNTHESIZE_LONG_ACTOR, queue_name=SPEECH_LONG_QUEUE,
+                          priority=LONG_PRIORITY, **options)
 
     def enqueue(job_id: str, chunks: int = 1) -> None:
+        actor = short if chunks <= 1 else long
         actor.send_with_options(args=(job_id,), time_limit=int(settings.job_timeout_s * 1000 * max(1, chunks)))
 
     return enqueue

@@ -13,7 +13,7 @@ import dramatiq
 from loguru import logger
 from peewee import Database
 
-from runtime.broker import build_broker, declare_synthesize, enqueue_synthesis, start_worker
+from runtime.broker import build_broker, declare_synthesis, start_worker
 from runtime.events import JobEvents
 from runtime.response_cache import ResponseCache
 from runtime.serving import AudioServer
@@ -62,13 +62,22 @@ class Services:
         liveness = Liveness(settings.worker_dead_after_s)
         broker = build_broker(settings)
         synthesizer = Synthesizer(engines, catalog, cache, liveness, events.publish)
-        actor = declare_synthesize(broker, synthesizer.run, settings)
-        speech = SpeechService(engines, catalog, cache, events, enqueue_synthesis(actor, settings))
+        enqueue = declare_synthesis(broker, synthesizer.run, settings)
+        speech = SpeechService(engines, catalog, cache, events, enqueue, settings.queue_max_depth)
         responses = responses if responses is not None else ResponseCache(settings.memory_cache_bytes)
         audio = AudioServer(cache, settings.memory_cache_bytes, settings.memory_cache_file_max_bytes,
                             settings.accel_redirect_prefix, responses)
-        return cls(settings, db, cache, audio, engines, catalog, events, liveness, broker, synthesizer, speech,
-                   responses)
+        services = cls(settings, db, cache, audio, engines, catalog, events, liveness, broker, synthesizer, speech,
+                       responses)
+        speech.capacity = services.worker_threads
+        return services
+
+    def worker_threads(self) -> int:
+        """Synthesis threads alive now: this process's worker, or every live worker process (Redis mode,
+        assuming they share WORKER_THREADS)."""
+        if self.settings.embedded:
+            return self.settings.worker_threads if self.worker is not None else 0
+        return len(self.liveness.live_workers()) * self.settings.worker_threads
 
     def ready_engines(self) -> list[str]:
         return [name for name, engine in self.engines.items() if engine.loaded]

@@ -90,6 +90,7 @@ class Settings:
     piper_config_path: str = ""
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
     worker_threads: int = 2  # synthesis threads per worker process
+    queue_max_depth: int = 200  # queued jobs before new ones get 429 (back-pressure)
     max_text_chars: int = 4096  # /v1/audio/speech and MaryTTS, like OpenAI
     max_job_text_chars: int = 100_000  # /api/synthesize (long texts, synthesised sentence by sentence)
     max_body_bytes: int = 64_000
@@ -147,6 +148,7 @@ class Settings:
             "piper_config_path": ("PIPER_CONFIG_PATH", str),
             "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
             "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
+            "queue_max_depth": ("QUEUE_MAX_DEPTH", _int("QUEUE_MAX_DEPTH", 1, 1_000_000)),
             "max_text_chars": ("MAX_TEXT_CHARS", _int("MAX_TEXT_CHARS", 1, 1_000_000)),
             "max_job_text_chars": ("MAX_JOB_TEXT_CHARS", _int("MAX_JOB_TEXT_CHARS", 1, 10_000_000)),
             "max_body_bytes": ("MAX_BODY_BYTES", _int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024)),

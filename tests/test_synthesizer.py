@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from runtime.broker import build_broker, declare_synthesize, start_worker
+from runtime.broker import build_broker, declare_synthesis, start_worker
 from runtime.settings import Settings
 from runtime.speech.engines import Engine, Voice, build_engines
 from runtime.speech.request import from_synthesize
@@ -124,11 +124,11 @@ def test_job_over_the_time_limit_fails_and_is_not_retried_forever(tmp_path):
     synth = Synthesizer(engines, catalog, AudioCache(tmp_path / "cache"), Liveness(5), lambda _: None)
     synth.worker_id = "test-worker"
     broker = build_broker(settings)
-    actor = declare_synthesize(broker, synth.run, settings)
+    enqueue = declare_synthesis(broker, synth.run, settings)
     worker = start_worker(broker, 1)
     try:
         job = make_job(catalog, "Never finishes.")
-        actor.send(job.id)
+        enqueue(job.id, 1)
         deadline = time.monotonic() + 20
         while Job.get_by_id(job.id).status != "failed":
             assert time.monotonic() < deadline, Job.get_by_id(job.id).status

@@ -7,6 +7,7 @@ Single-flight holds across every process: the database allows at most one unfini
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -16,11 +17,12 @@ from loguru import logger
 from peewee import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from runtime.errors import SynthesisFailed, Timeout, Unavailable
+from runtime.errors import ApiError, SynthesisFailed, Timeout, Unavailable
 from runtime.events import JobEvents
 from runtime.speech.chunks import split_text
 from runtime.speech.engines import Engine
 from runtime.speech.request import SpeechRequest
+from runtime.speech.synthesis import queue_depth
 from runtime.speech.voices import VoiceCatalog
 from storage.cache import AudioCache
 from storage.models import ACTIVE_STATES, FAILED, QUEUED, SUCCEEDED, Job, utcnow
@@ -42,7 +44,9 @@ class SpeechService:
     POLL_S = 0.5  # safety net when a notification is lost
 
     def __init__(self, engines: dict[str, Engine], catalog: VoiceCatalog, cache: AudioCache,
-                 events: JobEvents, enqueue: Callable[[str, int], None]) -> None:
+                 events: JobEvents, enqueue: Callable[[str, int], None], max_depth: int = 200) -> None:
+        self.max_depth = max_depth
+        self.capacity: Callable[[], int] = lambda: 1  # live synthesis threads; set by Services
         self.engines = engines
         self.catalog = catalog
         self.cache = cache
@@ -67,6 +71,7 @@ class SpeechService:
                 return active, False
             if self.cache.exists(key, req.format):
                 return self.record_hit(req, key), False
+            self._admit()
             chunks = len(split_text(req.text, req.voice.language))
             try:
                 job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,
@@ -82,6 +87,20 @@ class SpeechService:
                                   "is back", code="queue_unavailable", headers={"Retry-After": "5"}) from exc
             return job, True
         raise Unavailable("could not register the job, try again", code="busy", headers={"Retry-After": "1"})
+
+    def _admit(self) -> None:
+        """Back-pressure: refuse a new job while ``QUEUE_MAX_DEPTH`` jobs wait. 429 with a Retry-After from
+        the measured time per job; 503 when no worker is alive to drain the queue."""
+        depth = queue_depth()
+        if depth < self.max_depth:
+            return
+        threads = self.capacity()
+        if threads <= 0:
+            raise Unavailable(f"the synthesis queue is full ({depth} jobs) and no worker is running",
+                              code="no_workers", headers={"Retry-After": "30"})
+        wait = retry_after_s(depth, threads)
+        raise ApiError(f"the synthesis queue is full ({depth} jobs waiting); retry in about {wait}s",
+                       code="queue_full", status=429, headers={"Retry-After": str(wait)})
 
     def record_hit(self, req: SpeechRequest, key: str) -> Job:
         """A finished job for a request answered straight from the cache (so it has an id to look up)."""
@@ -120,6 +139,16 @@ class SpeechService:
             raise SynthesisFailed(f"synthesis failed: {job.error}")
         raise Timeout(f"the audio is not ready after {timeout_s:.0f}s; job {job.id} goes on: "
                       f"GET /api/jobs/{job.id}", code="synthesis_timeout")
+
+
+def retry_after_s(depth: int, threads: int, default_job_s: float = 2.0) -> int:
+    """Seconds until ``depth`` queued jobs drain over ``threads``, from the last 50 synthesised jobs."""
+    recent = (Job.select(Job.started_at, Job.finished_at)
+              .where((Job.status == SUCCEEDED) & (Job.from_cache == False) & Job.started_at.is_null(False))  # noqa: E712
+              .order_by(Job.finished_at.desc()).limit(50))
+    durations = [(j.finished_at - j.started_at).total_seconds() for j in recent if j.finished_at]
+    per_job = sum(durations) / len(durations) if durations else default_job_s
+    return max(1, min(3600, math.ceil(depth * per_job / max(1, threads))))
 
 
 def job_view(job: Job) -> dict:
