@@ -53,6 +53,7 @@ system-bench:
 bench: system-bench $(VENV)/.installed-dev
 	$(BIN)/python -m bench.serve_cached
 	$(BIN)/python -m bench.synthesis_latency
+	$(BIN)/python -m bench.encoding_overhead
 
 clean:
 	rm -rf $(VENV) .pytest_cache
