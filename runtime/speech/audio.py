@@ -46,6 +46,17 @@ class Pcm:
             return 0
         return int(np.abs(np.frombuffer(self.samples, dtype="<i2").astype(np.int32)).max())
 
+    @staticmethod
+    def concat(parts: list[Pcm | float]) -> Pcm:
+        """Audio chunks and pauses (floats, in seconds) in order; pauses become silence at the chunks' rate."""
+        audio = [p for p in parts if isinstance(p, Pcm)]
+        if not audio:
+            raise ValueError("nothing to join")
+        rate = audio[0].sample_rate
+        if any(p.sample_rate != rate for p in audio):
+            raise ValueError("cannot join audio of different sample rates")
+        return Pcm(b"".join(p.samples if isinstance(p, Pcm) else b"\x00\x00" * int(rate * p) for p in parts), rate)
+
     def faded(self, fade_s: float = 0.005) -> Pcm:
         """Linear fade in and out over ``fade_s`` seconds, so joined chunks start and end at silence
         (no clicks where two chunks meet)."""

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from runtime.errors import InvalidInput
+from runtime.speech import ssml
 from runtime.speech.audio import FORMATS
 from runtime.speech.engines import Voice
 from runtime.speech.keys import cache_key
@@ -41,6 +42,8 @@ def _text(value: object, field: str, limit: int) -> str:
         raise InvalidInput(f"'{field}' is empty; give some text to speak", code="empty_text")
     if len(text) > limit:
         raise InvalidInput(f"'{field}' has {len(text)} characters; the limit is {limit}", code="text_too_long")
+    if ssml.is_ssml(text) and not any(seg.text for seg in ssml.parse(text)):
+        raise InvalidInput(f"'{field}' is SSML with nothing to speak", code="empty_text")
     return text
 
 
@@ -131,8 +134,11 @@ def from_mary(params: dict[str, str], catalog: VoiceCatalog, max_chars: int) -> 
     Supported: INPUT_TYPE=TEXT, OUTPUT_TYPE=AUDIO, AUDIO=WAVE_FILE, LOCALE, VOICE, and the Rate effect
     (``effect_Rate_selected=on``, ``effect_Rate_parameters=durScale:1.5;``); other effects are ignored."""
     input_type = params.get("INPUT_TYPE", "TEXT").upper()
-    if input_type != "TEXT":
-        raise InvalidInput(f"INPUT_TYPE {input_type!r} is not supported here; use TEXT", code="unsupported_input_type")
+    if input_type not in ("TEXT", "SSML"):
+        raise InvalidInput(f"INPUT_TYPE {input_type!r} is not supported here; use TEXT or SSML",
+                           code="unsupported_input_type")
+    if input_type == "SSML" and not ssml.is_ssml(params.get("INPUT_TEXT") or ""):
+        raise InvalidInput("INPUT_TYPE=SSML needs a <speak> document", code="invalid_ssml")
     if params.get("OUTPUT_TYPE", "AUDIO").upper() != "AUDIO":
         raise InvalidInput("OUTPUT_TYPE must be AUDIO", code="unsupported_output_type")
     if params.get("AUDIO", "WAVE_FILE").upper() not in ("WAVE_FILE", "WAVE"):

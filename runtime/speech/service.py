@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from runtime.errors import ApiError, SynthesisFailed, Timeout, Unavailable
 from runtime.events import JobEvents
-from runtime.speech.chunks import split_text
 from runtime.speech.engines import Engine
+from runtime.speech.plan import chunk_count, plan
 from runtime.speech.request import SpeechRequest
 from runtime.speech.synthesis import queue_depth
 from runtime.speech.voices import VoiceCatalog
@@ -72,7 +72,7 @@ class SpeechService:
             if self.cache.exists(key, req.format):
                 return self.record_hit(req, key), False
             self._admit()
-            chunks = len(split_text(req.text, req.voice.language))
+            chunks = chunk_count(plan(req.text, req.voice.language))
             try:
                 job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,
                                  format=req.format, speed=req.speed, created_at=utcnow(), chunks_total=chunks)

@@ -14,16 +14,15 @@ from loguru import logger
 from peewee import fn
 
 from runtime.speech.audio import Pcm, decode_wav, encode
-from runtime.speech.chunks import split_text
 from runtime.speech.engines import Engine, EngineError, Voice
 from runtime.speech.keys import cache_key
-from runtime.speech.request import SpeechRequest
+from runtime.speech.plan import chunk_count, plan
+from runtime.speech.request import MAX_SPEED, MIN_SPEED, SpeechRequest
+from runtime.speech.ssml import is_ssml
 from runtime.speech.voices import VoiceCatalog
 from runtime.workers import Liveness
 from storage.cache import AudioCache
 from storage.models import FAILED, QUEUED, RUNNING, SUCCEEDED, CacheEntry, Job, utcnow
-
-CHUNK_PAUSE_S = 0.12  # silence between stitched sentences
 
 
 class Synthesizer:
@@ -100,29 +99,35 @@ class Synthesizer:
         raise EngineError("every engine failed: " + "; ".join(errors))
 
     def _speak(self, job: Job, engine: Engine, voice: Voice) -> Pcm:
-        """The job's audio from ``engine``: one synthesis for one sentence; for longer text, sentence by
-        sentence (each cached on its own, so texts sharing sentences reuse them), stitched with short
-        fades and a pause. Progress goes to the job row as chunks finish."""
-        chunks = split_text(job.text, voice.language)
-        if len(chunks) == 1:
+        """The job's audio from ``engine``: one synthesis for one plain sentence; otherwise chunk by chunk
+        (sentences; SSML segments with their own rate and breaks), each chunk cached on its own so texts
+        that share sentences reuse them, stitched with short fades and pauses. Progress goes to the job row."""
+        items = plan(job.text, voice.language)
+        total = chunk_count(items)
+        if total == 1 and not is_ssml(job.text):
             pcm = engine.synthesize(job.text, voice.name, job.speed)
             self._progress(job, 1, 1, 0)
             return pcm
         model = engine.identity()
-        parts: list[Pcm] = []
-        cached = 0
-        for done, chunk in enumerate(chunks, start=1):
-            key = cache_key(engine=voice.engine, model_id=model, voice=voice.name, text=chunk, fmt="wav",
-                            params={"speed": job.speed, "chunk": True})
+        parts: list[Pcm | float] = []
+        done = cached = 0
+        for item in items:
+            if not item.text:
+                parts.append(item.pause_s)
+                continue
+            speed = round(min(MAX_SPEED, max(MIN_SPEED, job.speed * item.rate)), 3)
+            key = cache_key(engine=voice.engine, model_id=model, voice=voice.name, text=item.text, fmt="wav",
+                            params={"speed": speed, "chunk": True})
             try:
                 part = decode_wav(self.cache.path(key, "wav").read_bytes())
                 cached += 1
             except (FileNotFoundError, ValueError, EOFError):
-                part = engine.synthesize(chunk, voice.name, job.speed)
+                part = engine.synthesize(item.text, voice.name, speed)
                 self._store(key, "wav", encode(part, "wav"), voice, part.seconds)
             parts.append(part.faded())
-            self._progress(job, len(chunks), done, cached)
-        return Pcm.join(parts, gap_s=CHUNK_PAUSE_S)
+            done += 1
+            self._progress(job, total, done, cached)
+        return Pcm.concat(parts)
 
     def _progress(self, job: Job, total: int, done: int, cached: int) -> None:
         Job.update(chunks_total=total, chunks_done=done, chunks_cached=cached).where(
