@@ -141,3 +141,16 @@ def test_job_over_the_time_limit_fails_and_is_not_retried_forever(tmp_path):
         worker.stop()
         broker.close()
         db.close()
+
+
+def test_unreadable_chunk_file_is_synthesised_again(world):
+    synth, catalog, _ = world
+    first = make_job(catalog, "Chunk one is here. Chunk two follows.")
+    synth.run(first.id)
+    chunk_files = [p for p in synth.cache.root.rglob("*.wav") if p.stem != Job.get_by_id(first.id).audio_key]
+    assert len(chunk_files) == 2
+    chunk_files[0].write_bytes(b"RIFF garbage that is not a wave file")
+    second = make_job(catalog, "Chunk one is here. Chunk two follows. And a third.")
+    synth.run(second.id)
+    second = Job.get_by_id(second.id)
+    assert second.status == "succeeded" and second.chunks_cached == 1 and second.chunks_done == 3

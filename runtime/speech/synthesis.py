@@ -8,6 +8,7 @@ broker redelivery) never synthesises twice.
 from __future__ import annotations
 
 import time
+import wave
 
 from dramatiq.middleware import Interrupt
 from loguru import logger
@@ -121,7 +122,7 @@ class Synthesizer:
             try:
                 part = decode_wav(self.cache.path(key, "wav").read_bytes())
                 cached += 1
-            except (FileNotFoundError, ValueError, EOFError):
+            except (FileNotFoundError, ValueError, EOFError, wave.Error):  # missing or unreadable: synthesise
                 part = engine.synthesize(item.text, voice.name, speed)
                 self._store(key, "wav", encode(part, "wav"), voice, part.seconds)
             parts.append(part.faded())
