@@ -133,38 +133,43 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables (``os.environ`` by default)."""
         env = os.environ if environ is None else environ
-        parsers: dict[str, tuple[str, Callable[[str], object]]] = {
-            "data_dir": ("DATA_DIR", Path),
-            "database_url": ("DATABASE_URL", str),
-            "cache_dir": ("AUDIO_CACHE_DIR", Path),
-            "redis_url": ("REDIS_URL", str),
-            "host": ("HOST", str),
-            "port": ("PORT", _int("PORT", 1, 65535)),
-            "engines": ("ENGINES", _list),
-            "default_voice": ("DEFAULT_VOICE", str),
-            "fallback_voice": ("FALLBACK_VOICE", str),
-            "voice_aliases": ("VOICE_ALIASES", _aliases("VOICE_ALIASES")),
-            "piper_model_path": ("PIPER_MODEL_PATH", str),
-            "piper_config_path": ("PIPER_CONFIG_PATH", str),
-            "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
-            "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
-            "queue_max_depth": ("QUEUE_MAX_DEPTH", _int("QUEUE_MAX_DEPTH", 1, 1_000_000)),
-            "max_text_chars": ("MAX_TEXT_CHARS", _int("MAX_TEXT_CHARS", 1, 1_000_000)),
-            "max_job_text_chars": ("MAX_JOB_TEXT_CHARS", _int("MAX_JOB_TEXT_CHARS", 1, 10_000_000)),
-            "max_body_bytes": ("MAX_BODY_BYTES", _int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024)),
-            "job_timeout_s": ("JOB_TIMEOUT_S", _float("JOB_TIMEOUT_S", 1, 3600)),
-            "request_timeout_s": ("REQUEST_TIMEOUT_S", _float("REQUEST_TIMEOUT_S", 1, 3600)),
-            "max_wait_s": ("MAX_WAIT_S", _float("MAX_WAIT_S", 0, 3600)),
-            "memory_cache_bytes": ("MEMORY_CACHE_BYTES", _int("MEMORY_CACHE_BYTES", 0, 1 << 40)),
-            "memory_cache_file_max_bytes": (
-                "MEMORY_CACHE_FILE_MAX_BYTES", _int("MEMORY_CACHE_FILE_MAX_BYTES", 0, 1 << 32)),
-            "accel_redirect_prefix": ("ACCEL_REDIRECT_PREFIX", str),
-            "worker_heartbeat_s": ("WORKER_HEARTBEAT_S", _float("WORKER_HEARTBEAT_S", 0.1, 600)),
-            "worker_dead_after_s": ("WORKER_DEAD_AFTER_S", _float("WORKER_DEAD_AFTER_S", 0.5, 3600)),
-            "log_level": ("LOG_LEVEL", str),
-            "log_json": ("LOG_JSON", _bool("LOG_JSON")),
-            "access_log": ("ACCESS_LOG", _bool("ACCESS_LOG")),
-        }
-        assert set(parsers) == {f.name for f in fields(cls)}, "every setting needs an environment variable"
-        values = {attr: parse(env[var]) for attr, (var, parse) in parsers.items() if env.get(var, "") != ""}
+        assert set(_ENVIRONMENT) == {f.name for f in fields(cls)}, "every setting needs an environment variable"
+        values = {attr: parse(env[var]) for attr, (var, parse) in _ENVIRONMENT.items() if env.get(var, "") != ""}
         return cls(**values)  # type: ignore[arg-type]
+
+
+# setting → (environment variable, parser)
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "data_dir": ("DATA_DIR", Path),
+    "database_url": ("DATABASE_URL", str),
+    "cache_dir": ("AUDIO_CACHE_DIR", Path),
+    "redis_url": ("REDIS_URL", str),
+    "host": ("HOST", str),
+    "port": ("PORT", _int("PORT", 1, 65535)),
+    "engines": ("ENGINES", _list),
+    "default_voice": ("DEFAULT_VOICE", str),
+    "fallback_voice": ("FALLBACK_VOICE", str),
+    "voice_aliases": ("VOICE_ALIASES", _aliases("VOICE_ALIASES")),
+    "piper_model_path": ("PIPER_MODEL_PATH", str),
+    "piper_config_path": ("PIPER_CONFIG_PATH", str),
+    "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
+    "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
+    "queue_max_depth": ("QUEUE_MAX_DEPTH", _int("QUEUE_MAX_DEPTH", 1, 1_000_000)),
+    "max_text_chars": ("MAX_TEXT_CHARS", _int("MAX_TEXT_CHARS", 1, 1_000_000)),
+    "max_job_text_chars": ("MAX_JOB_TEXT_CHARS", _int("MAX_JOB_TEXT_CHARS", 1, 10_000_000)),
+    "max_body_bytes": ("MAX_BODY_BYTES", _int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024)),
+    "job_timeout_s": ("JOB_TIMEOUT_S", _float("JOB_TIMEOUT_S", 1, 3600)),
+    "request_timeout_s": ("REQUEST_TIMEOUT_S", _float("REQUEST_TIMEOUT_S", 1, 3600)),
+    "max_wait_s": ("MAX_WAIT_S", _float("MAX_WAIT_S", 0, 3600)),
+    "memory_cache_bytes": ("MEMORY_CACHE_BYTES", _int("MEMORY_CACHE_BYTES", 0, 1 << 40)),
+    "memory_cache_file_max_bytes": (
+        "MEMORY_CACHE_FILE_MAX_BYTES", _int("MEMORY_CACHE_FILE_MAX_BYTES", 0, 1 << 32)),
+    "accel_redirect_prefix": ("ACCEL_REDIRECT_PREFIX", str),
+    "worker_heartbeat_s": ("WORKER_HEARTBEAT_S", _float("WORKER_HEARTBEAT_S", 0.1, 600)),
+    "worker_dead_after_s": ("WORKER_DEAD_AFTER_S", _float("WORKER_DEAD_AFTER_S", 0.5, 3600)),
+    "log_level": ("LOG_LEVEL", str),
+    "log_json": ("LOG_JSON", _bool("LOG_JSON")),
+    "access_log": ("ACCESS_LOG", _bool("ACCESS_LOG")),
+}
+
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(var for var, _ in _ENVIRONMENT.values())

@@ -21,6 +21,8 @@ import httpx
 import numpy as np
 import pytest
 
+from runtime.settings import ENVIRONMENT_VARIABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,9 +51,11 @@ class ServiceProcess:
         self.data_dir = Path(data_dir)
         self.command = command
         self.port = port or free_port()
-        self.env = {**os.environ, "DATA_DIR": str(self.data_dir), "PORT": str(self.port), "HOST": "127.0.0.1",
+        # The service's own settings never leak in from the environment running the tests (a developer's
+        # DATABASE_URL or REDIS_URL must not point a test at a real database): only what the test sets.
+        inherited = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
+        self.env = {**inherited, "DATA_DIR": str(self.data_dir), "PORT": str(self.port), "HOST": "127.0.0.1",
                     "LOG_JSON": "false", "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.env.pop("REDIS_URL", None) if "REDIS_URL" not in (env or {}) else None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{command}-{self.port}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen | None = None
 

@@ -46,3 +46,17 @@ def test_cli_reports_configuration_errors(monkeypatch, capsys):
     monkeypatch.setenv("PORT", "not-a-port")
     assert main(["serve"]) == 2
     assert "PORT must be an integer" in capsys.readouterr().err
+
+
+def test_test_services_never_inherit_service_settings(monkeypatch, tmp_path):
+    """A developer's DATABASE_URL / REDIS_URL must not point the test services at a real database."""
+    from runtime.settings import ENVIRONMENT_VARIABLES
+    from tests.support import ServiceProcess
+
+    assert {"DATABASE_URL", "REDIS_URL", "DATA_DIR", "ENGINES"} <= set(ENVIRONMENT_VARIABLES)
+    monkeypatch.setenv("DATABASE_URL", "postgres://prod.example/db")
+    monkeypatch.setenv("REDIS_URL", "redis://prod.example:6379/0")
+    monkeypatch.setenv("ENGINES", "espeak")
+    proc = ServiceProcess(tmp_path / "data", env={"ENGINES": "piper"})
+    assert "DATABASE_URL" not in proc.env and "REDIS_URL" not in proc.env
+    assert proc.env["ENGINES"] == "piper" and proc.env["DATA_DIR"] == str(tmp_path / "data")
