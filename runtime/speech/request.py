@@ -123,8 +123,8 @@ def _mary_voice(voice: str | None, locale: str | None, catalog: VoiceCatalog) ->
         if default.language.lower() == wanted or default.language.lower().split("-")[0] == wanted:
             return default
         for engine in catalog.engines:
-            found = catalog.voice_of(engine, wanted)
-            if found.language.lower() in (wanted, wanted.split("-")[0]):
+            found = catalog.for_language(wanted, engine=engine)
+            if found is not None:
                 return found
     return catalog.default
 

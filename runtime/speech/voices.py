@@ -48,24 +48,30 @@ class VoiceCatalog:
                                code="ambiguous_voice")
         raise InvalidInput(f"unknown voice {name!r}; GET /api/voices lists the voices", code="unknown_voice")
 
-    def voice_of(self, engine: str, language: str) -> Voice:
-        """The engine's voice for ``language`` (exact, then the language family), else its first voice."""
-        own = [v for v in self._by_id.values() if v.engine == engine]
-        for wanted in (language.lower(), language.lower().split("-")[0]):
-            for v in own:
+    def for_language(self, language: str, *, engine: str | None = None,
+                     exclude_engine: str | None = None) -> Voice | None:
+        """A voice for ``language`` (``en-US`` or ``en_US``): an exact match first, then one for the language
+        family (``en``); limited to ``engine`` or to other engines than ``exclude_engine`` when given."""
+        voices = [v for v in self._by_id.values()
+                  if (engine is None or v.engine == engine) and v.engine != exclude_engine]
+        lang = language.replace("_", "-").lower()
+        for wanted in (lang, lang.split("-")[0]):
+            for v in voices:
                 if v.language.lower() == wanted:
                     return v
-        return own[0]
+        return None
+
+    def voice_of(self, engine: str, language: str) -> Voice:
+        """The engine's voice for ``language``, else its first voice."""
+        found = self.for_language(language, engine=engine)
+        return found or next(v for v in self._by_id.values() if v.engine == engine)
 
     def fallback_for(self, voice: Voice) -> Voice | None:
         """A voice of another engine in the same language (eSpeak NG speaks ~130), else the configured
         fallback voice; None when nothing else can speak."""
-        lang = voice.language.lower()
-        candidates = [v for v in self._by_id.values() if v.engine != voice.engine]
-        for wanted in (lang, lang.split("-")[0]):
-            for v in candidates:
-                if v.language.lower() == wanted:
-                    return v
+        found = self.for_language(voice.language, exclude_engine=voice.engine)
+        if found is not None:
+            return found
         if self.fallback_default is not None and self.fallback_default.engine != voice.engine:
             return self.fallback_default
         return None
