@@ -5,11 +5,21 @@ from starlette.concurrency import run_in_threadpool
 
 from runtime.functions import function
 from runtime.http import json_response
+from runtime.openapi import json_content
 from runtime.speech.synthesis import queue_depth
 from storage.models import SchemaVersion
 
+CHECKS = {"type": "object", "additionalProperties": {
+    "type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}}}}
+HEALTH = {"type": "object", "required": ["status", "checks"],
+          "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}, "checks": CHECKS}}
+READY = {"type": "object", "required": ["ready", "checks"],
+         "properties": {"ready": {"type": "boolean"}, "checks": CHECKS}}
 
-@function(route="/healthz", methods=["GET"])
+
+@function(route="/healthz", methods=["GET"], openapi={
+    "summary": "Liveness: the process answers", "tags": ["Health"],
+    "responses": {"200": json_content({"type": "object", "properties": {"status": {"type": "string"}}}, "Alive")}})
 async def healthz(request, ctx):
     return json_response({"status": "ok"})
 
@@ -49,7 +59,9 @@ def _health(ctx) -> dict:
     return {"status": "ok" if all(c["ok"] for c in checks.values()) else "degraded", "checks": checks}
 
 
-@function(route="/health", methods=["GET"])
+@function(route="/health", methods=["GET"], openapi={
+    "summary": "Health of the API, database, queue and workers", "tags": ["Health"],
+    "responses": {"200": json_content(HEALTH, "Healthy"), "503": json_content(HEALTH, "Degraded: a check failed")}})
 async def health(request, ctx):
     body = await run_in_threadpool(_health, ctx)
     return json_response(body, 200 if body["status"] == "ok" else 503)
@@ -79,7 +91,9 @@ def _ready(ctx) -> dict:
     return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
-@function(route="/readyz", methods=["GET"])
+@function(route="/readyz", methods=["GET"], openapi={
+    "summary": "Readiness: database and cache writable, an engine loaded", "tags": ["Health"],
+    "responses": {"200": json_content(READY, "Ready"), "503": json_content(READY, "Not ready")}})
 async def readyz(request, ctx):
     body = await run_in_threadpool(_ready, ctx)
     return json_response(body, 200 if body["ready"] else 503)

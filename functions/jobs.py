@@ -7,13 +7,23 @@ from starlette.concurrency import run_in_threadpool
 from runtime.errors import InvalidInput, NotFound
 from runtime.functions import function
 from runtime.http import json_response
+from runtime.openapi import errors, json_content
 from runtime.speech.service import job_view
 from storage.models import Job
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@function(route="/api/jobs/{id}", methods=["GET"])
+OPENAPI = {
+    "summary": "A job's status, progress, timings and audio URL",
+    "tags": ["Jobs"],
+    "parameters": [{"name": "id", "in": "path", "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}],
+    "responses": {"200": json_content({"$ref": "#/components/schemas/Job"}, "The job"), **errors(400, 404)},
+}
+
+
+@function(route="/api/jobs/{id}", methods=["GET"], openapi=OPENAPI)
 async def job_status(request, ctx):
     job_id = request.path_params["id"]
     if not _JOB_ID.match(job_id):

@@ -9,8 +9,9 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import PlainTextResponse
 
-from runtime.errors import UnsupportedMediaType
+from runtime.errors import InvalidInput, UnsupportedMediaType
 from runtime.functions import function
+from runtime.openapi import audio_content, errors, text_content
 from runtime.speech.request import from_mary, mary_locale
 from runtime.speech.responses import audio_response
 
@@ -25,30 +26,61 @@ async def _params(request) -> dict[str, str]:
             raise UnsupportedMediaType("send MaryTTS parameters as a form (application/x-www-form-urlencoded) "
                                        f"or in the query string, not {ctype}")
         body = (await request.body()).decode("utf-8", errors="replace")
-        params.update(parse_qsl(body, keep_blank_values=True))
+        for name, value in parse_qsl(body, keep_blank_values=True):
+            if params.get(name, value) != value:
+                raise InvalidInput(f"{name} is given both in the query string and in the form, with different "
+                                   "values; give it once", code="conflicting_parameter")
+            params[name] = value
     return params
 
 
-@function(route="/process", methods=["GET", "POST"], timeout_s=3600)
+def _openapi(settings) -> dict:
+    fields = {
+        "INPUT_TEXT": {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars},
+        "INPUT_TYPE": {"type": "string", "enum": ["TEXT", "SSML"], "default": "TEXT"},
+        "OUTPUT_TYPE": {"type": "string", "enum": ["AUDIO"], "default": "AUDIO"},
+        "AUDIO": {"type": "string", "enum": ["WAVE_FILE", "WAVE"], "default": "WAVE_FILE"},
+        "LOCALE": {"type": "string", "example": "en_US"},
+        "VOICE": {"type": "string", "description": "a voice id; unknown MaryTTS voices fall back to LOCALE"},
+        "effect_Rate_selected": {"type": "string", "example": "on"},
+        "effect_Rate_parameters": {"type": "string", "example": "durScale:1.5;"},
+    }
+    return {
+        "summary": "MaryTTS /process: speech as WAV from query parameters or a form",
+        "tags": ["MaryTTS"],
+        "parameters": [{"name": name, "in": "query", "required": False, "schema": schema}
+                       for name, schema in fields.items()],
+        "requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "properties": fields}}}},
+        "responses": {"200": audio_content("The audio", ("wav",)), **errors(400, 415, 429, 502, 503, 504)},
+    }
+
+
+@function(route="/process", methods=["GET", "POST"], timeout_s=3600, openapi=_openapi)
 async def mary_process(request, ctx):
     req = from_mary(await _params(request), ctx.catalog, ctx.settings.max_text_chars)
     audio = await ctx.speech.render(req, ctx.settings.request_timeout_s)
     return audio_response(request, ctx.audio, audio)
 
 
-@function(route="/voices", methods=["GET"])
+@function(route="/voices", methods=["GET"], openapi={
+    "summary": "MaryTTS voice list: one a line, `<name> <locale> <gender> <type>`", "tags": ["MaryTTS"],
+    "responses": {"200": text_content("The voices")}})
 async def mary_voices(request, ctx):
     # MaryTTS: one voice a line, "<name> <locale> <gender> <type>"
     lines = [f"{v.id} {mary_locale(v.language)} unknown {v.engine}" for v in ctx.catalog.all()]
     return PlainTextResponse("\n".join(lines) + "\n")
 
 
-@function(route="/locales", methods=["GET"])
+@function(route="/locales", methods=["GET"], openapi={
+    "summary": "MaryTTS locale list, one a line", "tags": ["MaryTTS"],
+    "responses": {"200": text_content("The locales")}})
 async def mary_locales(request, ctx):
     locales = sorted({mary_locale(v.language) for v in ctx.catalog.all()})
     return PlainTextResponse("\n".join(locales) + "\n")
 
 
-@function(route="/version", methods=["GET"])
+@function(route="/version", methods=["GET"], openapi={
+    "summary": "MaryTTS version line", "tags": ["MaryTTS"], "responses": {"200": text_content("The version")}})
 async def mary_version(request, ctx):
     return PlainTextResponse(VERSION + "\n")

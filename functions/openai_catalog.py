@@ -3,17 +3,39 @@
 
 from runtime.functions import function
 from runtime.http import json_response
+from runtime.openapi import json_content
 from runtime.speech.request import OPENAI_MODELS
 
+MODELS = {
+    "summary": "The accepted `model` values (OpenAI's TTS models and the engine names)",
+    "tags": ["OpenAI"],
+    "responses": {"200": json_content({
+        "type": "object", "required": ["object", "data"],
+        "properties": {"object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": {
+            "type": "object", "required": ["id", "object"],
+            "properties": {"id": {"type": "string"}, "object": {"type": "string", "enum": ["model"]},
+                           "created": {"type": "integer"}, "owned_by": {"type": "string"}}}}}},
+        "The models")},
+}
+VOICES = {
+    "summary": "Voice ids, OpenAI voice names and the voices they map to, the default",
+    "tags": ["OpenAI"],
+    "responses": {"200": json_content({
+        "type": "object", "required": ["default", "voices", "aliases"],
+        "properties": {"default": {"type": "string"}, "voices": {"type": "array", "items": {"type": "string"}},
+                       "aliases": {"type": "object", "additionalProperties": {"type": "string"}}}},
+        "The voice catalogue")},
+}
 
-@function(route="/v1/models", methods=["GET"])
+
+@function(route="/v1/models", methods=["GET"], openapi=MODELS)
 async def openai_models(request, ctx):
     models = [*OPENAI_MODELS, *ctx.catalog.engines]
     return json_response({"object": "list", "data": [
         {"id": name, "object": "model", "created": 0, "owned_by": "ef-speech-functions"} for name in models]})
 
 
-@function(route="/v1/audio/voices", methods=["GET"])
+@function(route="/v1/audio/voices", methods=["GET"], openapi=VOICES)
 async def openai_voices(request, ctx):
     catalog = ctx.catalog
     aliases = {alias: catalog.resolve(alias).id for alias in sorted(catalog.aliases)}

@@ -1,17 +1,63 @@
-"""POST /v1/audio/speech — speech in OpenAI's request shape (model, input, voice, response_format, speed).
+"""POST /v1/audio/speech — speech in OpenAI's request shape (model, input, voice, response_format, speed,
+stream_format).
 
-Answers with the audio bytes. Unknown optional fields are ignored, as OpenAI clients send them.
-Headers: ``X-TTS-Engine`` (who spoke), ``X-TTS-Fallback``, ``X-Cache`` (hit|miss), ``ETag``.
+``stream_format: "audio"`` (the default) sends the audio bytes as they are produced: a text of several
+sentences starts playing after its first sentence is synthesised (chunked transfer); a cache hit or a
+one-sentence text comes as a whole file (ETag, Content-Length). ``"sse"`` sends server-sent events:
+``speech.audio.delta`` with base64 audio, then ``speech.audio.done``. Unknown optional fields are ignored,
+as OpenAI clients send them. Headers: ``X-TTS-Engine`` (who spoke), ``X-TTS-Fallback``, ``X-Cache``
+(hit|miss), ``X-Job-ID``.
 """
 
 from runtime.functions import function
 from runtime.http import read_json
-from runtime.speech.request import from_openai
+from runtime.openapi import audio_content, errors
+from runtime.speech.audio import FORMATS
+from runtime.speech.request import from_openai, stream_format
 from runtime.speech.responses import audio_response
+from runtime.speech.service import Rendered
+from runtime.speech.streaming import live_response, open_stream, sse_file_response
 
 
-@function(route="/v1/audio/speech", methods=["POST"], timeout_s=3600)
+def _openapi(settings) -> dict:
+    answer = audio_content("The audio: a whole file (cache hit, one sentence) or streamed as it is produced")
+    # One server-sent event (OpenAPI before 3.2 describes each event): its data is one JSON object,
+    # {"type": "speech.audio.delta", "audio": <base64>}, then {"type": "speech.audio.done", "usage": {…}}
+    # (or {"type": "error", "error": {code, message}} if synthesis fails after the first event).
+    answer["content"]["text/event-stream"] = {"schema": {
+        "type": "object", "required": ["data"],
+        "properties": {"event": {"type": "string"}, "data": {"type": "string", "example": (
+            '{"type":"speech.audio.done","usage":{"input_tokens":5,"output_tokens":0,"total_tokens":5}}')}}}}
+    return {
+        "summary": "Speech from text, in OpenAI's shape",
+        "tags": ["OpenAI"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["input"],
+            "properties": {
+                "model": {"type": "string", "example": "tts-1",
+                          "description": "tts-1, tts-1-hd, gpt-4o-mini-tts, or an engine name (GET /v1/models)"},
+                "input": {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars,
+                          "description": "text, or SSML (<speak>…</speak>)",
+                          "example": "Hello from the speech server."},
+                "voice": {"type": "string", "example": "alloy",
+                          "description": "a voice id (GET /v1/audio/voices) or an OpenAI voice name"},
+                "response_format": {"type": "string", "enum": list(FORMATS), "default": "mp3"},
+                "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
+                "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
+                "instructions": {"type": "string", "description": "accepted; no local engine uses it"},
+            }}}}},
+        "responses": {"200": answer, **errors(429, 502, 503)},
+    }
+
+
+@function(route="/v1/audio/speech", methods=["POST"], timeout_s=3600, openapi=_openapi)
 async def openai_speech(request, ctx):
-    req = from_openai(await read_json(request), ctx.catalog, ctx.settings.max_text_chars)
-    audio = await ctx.speech.render(req, ctx.settings.request_timeout_s)
+    body = await read_json(request)
+    req = from_openai(body, ctx.catalog, ctx.settings.max_text_chars)
+    sse = stream_format(body) == "sse"
+    audio = await open_stream(ctx.speech, req, ctx.settings.request_timeout_s)
+    if not isinstance(audio, Rendered):
+        return live_response(audio, req, sse)
+    if sse:
+        return sse_file_response(ctx.speech, audio, len(req.text))
     return audio_response(request, ctx.audio, audio)

@@ -10,6 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from runtime.errors import InvalidInput
 from runtime.functions import function
 from runtime.http import json_response, read_json
+from runtime.openapi import errors, json_content
+from runtime.speech.audio import FORMATS
 from runtime.speech.request import from_synthesize
 from runtime.speech.service import job_view
 from storage.models import ACTIVE_STATES
@@ -28,7 +30,32 @@ def _wait_seconds(request, limit: float) -> float:
     return wait
 
 
-@function(route="/api/synthesize", methods=["POST"], timeout_s=3600, max_body=1_000_000)
+def _openapi(settings) -> dict:
+    job = {"$ref": "#/components/schemas/Job"}
+    location = {"Location": {"description": "the job's status URL", "schema": {"type": "string"}}}
+    return {
+        "summary": "Start a synthesis job (long text welcome); optionally wait for it",
+        "tags": ["Jobs"],
+        "parameters": [{"name": "wait", "in": "query", "required": False,
+                        "description": "seconds to wait for the job before answering 202",
+                        "schema": {"type": "number", "minimum": 0, "maximum": settings.max_wait_s}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["text"],
+            "properties": {
+                "text": {"type": "string", "minLength": 1, "maxLength": settings.max_job_text_chars,
+                         "description": "text or SSML; split at sentences and synthesised chunk by chunk"},
+                "voice": {"type": "string", "description": "a voice id (GET /api/voices)"},
+                "format": {"type": "string", "enum": list(FORMATS), "default": "wav"},
+                "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
+            }}}}},
+        "responses": {"200": {**json_content(job, "The job has finished (or the audio was cached)"),
+                              "headers": location},
+                      "202": {**json_content(job, "The job is queued or running"), "headers": location},
+                      **errors(429, 503)},
+    }
+
+
+@function(route="/api/synthesize", methods=["POST"], timeout_s=3600, max_body=1_000_000, openapi=_openapi)
 async def synthesize(request, ctx):
     wait = _wait_seconds(request, ctx.settings.max_wait_s)
     req = from_synthesize(await read_json(request), ctx.catalog, ctx.settings.max_job_text_chars)

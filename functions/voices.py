@@ -3,9 +3,26 @@
 
 from runtime.functions import function
 from runtime.http import json_response
+from runtime.openapi import json_content
+
+OPENAPI = {
+    "summary": "Every voice of every engine",
+    "tags": ["Voices"],
+    "parameters": [
+        {"name": "engine", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "only this engine's voices"},
+        {"name": "language", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "language prefix: en finds en-US and en-gb"},
+    ],
+    "responses": {"200": json_content({
+        "type": "object", "required": ["default", "voices"],
+        "properties": {"default": {"type": "string"},
+                       "voices": {"type": "array", "items": {"$ref": "#/components/schemas/Voice"}}}},
+        "The voices")},
+}
 
 
-@function(route="/api/voices", methods=["GET"])
+@function(route="/api/voices", methods=["GET"], openapi=OPENAPI)
 async def voices(request, ctx):
     engine = request.query_params.get("engine")
     language = (request.query_params.get("language") or "").lower()

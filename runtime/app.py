@@ -16,7 +16,7 @@ from pathlib import Path
 from loguru import logger
 
 from runtime import logging as runtime_logging
-from runtime.errors import ApiError
+from runtime.errors import ApiError, StreamAborted
 from runtime.http import json_response
 from runtime.registry import Registry, discover
 from runtime.response_cache import ResponseCache
@@ -93,10 +93,13 @@ class Edge:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except ApiError as exc:
-            if status:
+        except (ApiError, StreamAborted) as exc:
+            if status:  # raised mid-body (a stream): the headers are out, so end without the final chunk
+                logger.warning("{} {}: stream aborted: {}", scope["method"], scope["path"], exc)
+            elif isinstance(exc, ApiError):
+                await json_response(exc.body(), exc.status, exc.headers)(scope, receive, send_with_id)
+            else:
                 raise
-            await json_response(exc.body(), exc.status, exc.headers)(scope, receive, send_with_id)
         except Exception:
             logger.exception("unhandled error in {} {}", scope["method"], scope["path"])
             if status:

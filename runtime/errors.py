@@ -53,3 +53,8 @@ class SynthesisFailed(ApiError):
 
 class Timeout(ApiError):
     status, code = 504, "timeout"
+
+
+class StreamAborted(Exception):
+    """A streamed response cannot go on after its headers were sent. The connection is closed without
+    the final chunk, so the caller sees a truncated transfer, never audio that silently ends early."""

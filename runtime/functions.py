@@ -23,6 +23,8 @@ OPTIONS = {
     "timeout_s": "seconds before the request is answered 504, default 30",
     "max_body": "largest request body in bytes, default MAX_BODY_BYTES",
     "concurrency": "most requests in flight at once (0 = unlimited), default 0",
+    "openapi": "its OpenAPI operation (dict: summary, parameters, requestBody, responses), or a function of the "
+               "settings that returns one; False leaves it out",
 }
 SPEC_ATTR = "__ef_function__"
 
@@ -43,6 +45,7 @@ class FunctionSpec:
     max_body: int | None
     concurrency: int
     handler: Handler
+    openapi: dict | Callable[[object], dict] | bool | None = None
 
 
 def function(**options: object) -> Callable[[Handler], Handler]:
@@ -71,11 +74,17 @@ def function(**options: object) -> Callable[[Handler], Handler]:
     if not isinstance(concurrency, int) or concurrency < 0:
         raise FunctionDefinitionError(f"@function(route={route!r}) concurrency must be >= 0")
 
+    openapi = options.get("openapi")
+    if openapi is not None and openapi is not False and not isinstance(openapi, dict) and not callable(openapi):
+        raise FunctionDefinitionError(f"@function(route={route!r}) openapi must be an operation dict, a function "
+                                      "of the settings returning one, or False")
+
     def decorate(handler: Handler) -> Handler:
         if not inspect.iscoroutinefunction(handler):
             raise FunctionDefinitionError(f"{handler.__qualname__} must be 'async def handler(request, ctx)'")
         name = options.get("name") or handler.__name__
-        spec = FunctionSpec(str(name), route, methods, str(auth), float(timeout_s), max_body, concurrency, handler)
+        spec = FunctionSpec(str(name), route, methods, str(auth), float(timeout_s), max_body, concurrency, handler,
+                            openapi)
         specs = list(getattr(handler, SPEC_ATTR, ()))
         specs.append(spec)
         setattr(handler, SPEC_ATTR, specs)

@@ -90,6 +90,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._active)
 
+    def specs(self) -> list[FunctionSpec]:
+        """The active spec of every function (what ``/openapi.json`` describes)."""
+        return list(self._active.values())
+
     def table(self, ctx: object) -> list[tuple[str, tuple[str, ...], object]]:
         """(route, methods, endpoint) per function, for ``runtime.router.FunctionRouter``."""
         return [(spec.route, spec.methods, self._endpoint(spec.name, ctx)) for spec in self._active.values()]

@@ -17,7 +17,8 @@ def speak(client, text: str, **extra):
 
 
 def unique(text: str) -> str:
-    return f"{text} Reference {uuid.uuid4().hex[:6]}."
+    """The text made unique, still one sentence (so the answer is one file, not a stream)."""
+    return f"{text.rstrip('.!?')}, reference {uuid.uuid4().hex[:6]}."
 
 
 def test_wav_is_speech_from_piper(client):

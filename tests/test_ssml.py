@@ -84,7 +84,7 @@ def test_bad_ssml_over_http_is_a_400_and_caches_nothing(service, attack):
 
 def test_ssml_without_words_is_empty(service):
     resp = speak(service, '<speak><break time="1s"/></speak>')
-    assert resp.status_code == 400 and resp.json()["error"]["code"] == "empty_text"
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "nothing_to_speak"
 
 
 def test_ssml_through_marytts_and_jobs(service):

@@ -97,6 +97,15 @@ def ffmpeg_path() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _pydub():
+    with warnings.catch_warnings():  # pydub looks for ffmpeg on PATH at import; we give it the wheel's
+        warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
+        from pydub import AudioSegment
+
+    AudioSegment.converter = ffmpeg_path()
+    return AudioSegment
+
+
 def encode(pcm: Pcm, fmt: str) -> bytes:
     """Encode ``pcm`` as ``fmt`` (one of ``FORMATS``)."""
     if fmt == "wav":
@@ -109,11 +118,7 @@ def encode(pcm: Pcm, fmt: str) -> bytes:
         return buf.getvalue()
     if fmt not in _ENCODINGS:
         raise ValueError(f"unknown format {fmt!r}")
-    with warnings.catch_warnings():  # pydub looks for ffmpeg on PATH at import; we give it the wheel's
-        warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
-        from pydub import AudioSegment
-
-    AudioSegment.converter = ffmpeg_path()
+    AudioSegment = _pydub()
     seg = AudioSegment(data=pcm.samples, sample_width=2, frame_rate=pcm.sample_rate, channels=1)
     out = io.BytesIO()
     seg.export(out, **_ENCODINGS[fmt][1])
@@ -121,6 +126,30 @@ def encode(pcm: Pcm, fmt: str) -> bytes:
     if not data:
         raise RuntimeError(f"ffmpeg produced no {fmt} output")
     return data
+
+
+def stream_encoder_args(fmt: str, sample_rate: int) -> list[str]:
+    """ffmpeg arguments that read mono s16le PCM at ``sample_rate`` on stdin and write ``fmt`` to stdout
+    as it goes, with the same codec settings as ``encode`` (WAV gets an open-ended header)."""
+    if fmt not in _ENCODINGS:
+        raise ValueError(f"unknown format {fmt!r}")
+    opts = _ENCODINGS[fmt][1]
+    out = ["-f", opts.get("format", "wav")]
+    if "codec" in opts:
+        out += ["-acodec", opts["codec"]]
+    if "bitrate" in opts:
+        out += ["-b:a", opts["bitrate"]]
+    out += opts.get("parameters", [])
+    return [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(sample_rate), "-ac", "1",
+            "-i", "pipe:0", *out, "-flush_packets", "1", "pipe:1"]
+
+
+def resample(pcm: Pcm, rate: int) -> Pcm:
+    """``pcm`` at another sample rate (pydub / audioop), for joining audio of engines with different rates."""
+    if pcm.sample_rate == rate:
+        return pcm
+    seg = _pydub()(data=pcm.samples, sample_width=2, frame_rate=pcm.sample_rate, channels=1)
+    return Pcm(seg.set_frame_rate(rate).raw_data, rate)
 
 
 def time_stretch(pcm: Pcm, factor: float) -> Pcm:

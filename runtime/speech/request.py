@@ -10,10 +10,9 @@ from runtime.speech import ssml
 from runtime.speech.audio import FORMATS
 from runtime.speech.engines import Voice
 from runtime.speech.keys import cache_key
-from runtime.speech.text import normalise
+from runtime.speech.plan import MAX_SPEED, MIN_SPEED
+from runtime.speech.text import normalise, speakable
 from runtime.speech.voices import VoiceCatalog
-
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
 
 @dataclass(frozen=True)
@@ -37,21 +36,24 @@ def _require_object(body: object) -> dict:
 def _text(value: object, field: str, limit: int) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"'{field}' must be a string of text to speak", code="invalid_text")
+    if len(value) > limit:  # counted as sent, before normalisation (as the OpenAPI document states)
+        raise InvalidInput(f"'{field}' has {len(value)} characters; the limit is {limit}", code="text_too_long")
     text = normalise(value)
     if not text:
         raise InvalidInput(f"'{field}' is empty; give some text to speak", code="empty_text")
-    if len(text) > limit:
-        raise InvalidInput(f"'{field}' has {len(text)} characters; the limit is {limit}", code="text_too_long")
-    if ssml.is_ssml(text) and not any(seg.text for seg in ssml.parse(text)):
-        raise InvalidInput(f"'{field}' is SSML with nothing to speak", code="empty_text")
+    if ssml.is_ssml(text):
+        if not any(speakable(seg.text) for seg in ssml.parse(text)):
+            raise InvalidInput(f"'{field}' is SSML with nothing to speak", code="nothing_to_speak")
+    elif not speakable(text):
+        raise InvalidInput(f"'{field}' has no letters or digits to speak", code="nothing_to_speak")
     return text
 
 
 def _format(value: object, field: str) -> str:
     fmt = "mp3" if value is None else value
-    if not isinstance(fmt, str) or fmt.lower() not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise InvalidInput(f"'{field}' must be one of {', '.join(FORMATS)}, got {value!r}", code="unknown_format")
-    return fmt.lower()
+    return fmt
 
 
 def _speed(value: object) -> float:
@@ -95,12 +97,27 @@ def from_openai(body: object, catalog: VoiceCatalog, max_chars: int) -> SpeechRe
     """OpenAI's ``/v1/audio/speech`` shape: model, input, voice, response_format, speed (+ ignored extras
     such as ``instructions``, which no local engine supports)."""
     body = _require_object(body)
+    if not isinstance(body.get("instructions", ""), str):
+        raise InvalidInput("'instructions' must be a string", code="invalid_instructions")
     return SpeechRequest(
         text=_text(body.get("input"), "input", max_chars),
         voice=_model_voice(body.get("model"), body.get("voice"), catalog),
         format=_format(body.get("response_format"), "response_format"),
         speed=_speed(body.get("speed")),
     )
+
+
+STREAM_FORMATS = ("audio", "sse")
+
+
+def stream_format(body: dict) -> str:
+    """OpenAI's ``stream_format``: ``audio`` (default: the audio bytes, sent as they are produced) or ``sse``."""
+    value = body.get("stream_format")
+    if value is None:
+        return "audio"
+    if value not in STREAM_FORMATS:
+        raise InvalidInput(f"'stream_format' must be one of: {', '.join(STREAM_FORMATS)}", code="invalid_stream_format")
+    return value
 
 
 def mary_locale(language: str) -> str:
@@ -133,15 +150,15 @@ def from_mary(params: dict[str, str], catalog: VoiceCatalog, max_chars: int) -> 
     """MaryTTS's ``/process`` parameters (Home Assistant's ``marytts`` platform, OpenTTS clients).
     Supported: INPUT_TYPE=TEXT, OUTPUT_TYPE=AUDIO, AUDIO=WAVE_FILE, LOCALE, VOICE, and the Rate effect
     (``effect_Rate_selected=on``, ``effect_Rate_parameters=durScale:1.5;``); other effects are ignored."""
-    input_type = params.get("INPUT_TYPE", "TEXT").upper()
+    input_type = params.get("INPUT_TYPE", "TEXT")  # MaryTTS's names are upper case, exactly
     if input_type not in ("TEXT", "SSML"):
         raise InvalidInput(f"INPUT_TYPE {input_type!r} is not supported here; use TEXT or SSML",
                            code="unsupported_input_type")
     if input_type == "SSML" and not ssml.is_ssml(params.get("INPUT_TEXT") or ""):
         raise InvalidInput("INPUT_TYPE=SSML needs a <speak> document", code="invalid_ssml")
-    if params.get("OUTPUT_TYPE", "AUDIO").upper() != "AUDIO":
+    if params.get("OUTPUT_TYPE", "AUDIO") != "AUDIO":
         raise InvalidInput("OUTPUT_TYPE must be AUDIO", code="unsupported_output_type")
-    if params.get("AUDIO", "WAVE_FILE").upper() not in ("WAVE_FILE", "WAVE"):
+    if params.get("AUDIO", "WAVE_FILE") not in ("WAVE_FILE", "WAVE"):
         raise InvalidInput("AUDIO must be WAVE_FILE", code="unknown_format")
     speed = 1.0
     if params.get("effect_Rate_selected", "").lower() == "on":

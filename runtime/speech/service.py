@@ -130,6 +130,10 @@ class SpeechService:
         if key is not None:
             return Rendered(key, req.format, req.voice.engine, False, cache_hit=True)
         job, _ = await run_in_threadpool(self.submit, req)
+        return await self.outcome(job, timeout_s)
+
+    async def outcome(self, job: Job, timeout_s: float) -> Rendered:
+        """Wait for a submitted job and return its audio, or raise its failure or a timeout."""
         if job.status != SUCCEEDED:
             job = await self.wait(job.id, timeout_s)
         if job.status == SUCCEEDED:

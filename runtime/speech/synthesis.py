@@ -16,9 +16,8 @@ from peewee import fn
 
 from runtime.speech.audio import Pcm, decode_wav, encode
 from runtime.speech.engines import Engine, EngineError, Voice
-from runtime.speech.keys import cache_key
-from runtime.speech.plan import chunk_count, plan
-from runtime.speech.request import MAX_SPEED, MIN_SPEED, SpeechRequest
+from runtime.speech.plan import chunk_count, chunk_key, chunk_speed, plan
+from runtime.speech.request import SpeechRequest
 from runtime.speech.ssml import is_ssml
 from runtime.speech.voices import VoiceCatalog
 from runtime.workers import Liveness
@@ -85,6 +84,9 @@ class Synthesizer:
             if self.cache.exists(key, job.format):
                 self._succeed(job, key, candidate.engine, position > 0, from_cache=True)
                 return
+            # Which engine is speaking now: a streaming response follows this engine's chunks.
+            Job.update(engine=candidate.engine, fallback=position > 0).where(
+                (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
             start = time.perf_counter()
             try:
                 pcm = self._speak(job, engine, candidate)
@@ -116,14 +118,12 @@ class Synthesizer:
             if not item.text:
                 parts.append(item.pause_s)
                 continue
-            speed = round(min(MAX_SPEED, max(MIN_SPEED, job.speed * item.rate)), 3)
-            key = cache_key(engine=voice.engine, model_id=model, voice=voice.name, text=item.text, fmt="wav",
-                            params={"speed": speed, "chunk": True})
+            key = chunk_key(voice.engine, model, voice.name, item, job.speed)
             try:
                 part = decode_wav(self.cache.path(key, "wav").read_bytes())
                 cached += 1
             except (FileNotFoundError, ValueError, EOFError, wave.Error):  # missing or unreadable: synthesise
-                part = engine.synthesize(item.text, voice.name, speed)
+                part = engine.synthesize(item.text, voice.name, chunk_speed(item, job.speed))
                 self._store(key, "wav", encode(part, "wav"), voice, part.seconds)
             parts.append(part.faded())
             done += 1
@@ -133,6 +133,7 @@ class Synthesizer:
     def _progress(self, job: Job, total: int, done: int, cached: int) -> None:
         Job.update(chunks_total=total, chunks_done=done, chunks_cached=cached).where(
             (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
+        self.publish(job.id)  # wakes streaming responses that wait for this chunk
 
     def _store(self, key: str, fmt: str, data: bytes, voice: Voice, seconds: float) -> None:
         """Write a cache file atomically and index it."""

@@ -17,3 +17,9 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
     return _SPACE.sub(" ", text).strip()
+
+
+def speakable(text: str) -> bool:
+    """Whether there is anything to say: a letter or a digit (punctuation, symbols and emoji alone give
+    engines nothing to speak, or silence)."""
+    return any(ch.isalnum() for ch in text)

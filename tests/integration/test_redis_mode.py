@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.support import ServiceProcess, assert_speech, decode_wav, poll_job
+from tests.support import ServiceProcess, assert_speech, decode_wav, decode_with_ffmpeg, poll_job
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,20 @@ def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
             job = c.get(f"/api/jobs/{resp.headers['x-job-id']}").json()
             assert job["worker_id"].split(":")[1] == str(worker.proc.pid)
             assert "engine piper loaded" not in web.log()  # the web process never loads a model
+
+            # Streaming: the web sends the first sentence's audio while the worker still synthesises the rest
+            long_text = " ".join(f"Streamed sentence {n} goes from the worker through Redis to the caller."
+                                 for n in ("one", "two", "three", "four", "five", "six", "seven", "eight"))
+            with c.stream("POST", "/v1/audio/speech", json={"input": long_text, "voice": "alloy",
+                                                            "response_format": "mp3"}) as streamed:
+                assert streamed.status_code == 200 and streamed.headers["transfer-encoding"] == "chunked"
+                body = streamed.iter_bytes()
+                first = next(body)
+                at_first = c.get(f"/api/jobs/{streamed.headers['x-job-id']}").json()
+                audio = first + b"".join(body)
+            assert at_first["status"] == "running", at_first
+            assert at_first["progress"]["chunks_done"] < at_first["progress"]["chunks_total"] == 8, at_first
+            assert_speech(decode_with_ffmpeg(audio), long_text, sample_rate=22050)
 
             # Worker gone: jobs are accepted and kept; a new worker picks them up. Nothing is lost.
             worker.stop()

@@ -1,0 +1,149 @@
+"""The OpenAPI 3 document, assembled from what each function declares beside its handler
+(``@function(..., openapi={...})``: an OpenAPI operation object). The runtime fills in what every function
+shares: the operation id (the function's name), path parameters, and the error answers any function can
+give (400/413/415 for bodies, 500, 504), all in the one ``Error`` shape. Shared schemas live here; a
+function's own request and response schemas live in its module.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from importlib.metadata import PackageNotFoundError, version
+
+from runtime.speech.audio import CONTENT_TYPES
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad input: the `code` says which (e.g. `invalid_json`, `empty_text`, `unknown_voice`, `invalid_ssml`)",
+    404: "Not found",
+    413: "Request body too large (`body_too_large`)",
+    415: "Wrong content type (`unsupported_media_type`)",
+    429: "The synthesis queue is full (`queue_full`); `Retry-After` says when to retry",
+    500: "Internal error (`internal_error`); the message names the request id to find in the log",
+    502: "Every engine failed for this request (`synthesis_failed`)",
+    503: "Unavailable: no worker, or the queue is unreachable (`no_workers`, `queue_unavailable`, `busy`)",
+    504: "Not ready in time (`synthesis_timeout`, `timeout`); the job goes on",
+}
+
+SCHEMAS: dict[str, dict] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string", "description": "stable, machine-readable"},
+                           "message": {"type": "string"}}}},
+    },
+    "Voice": {
+        "type": "object", "required": ["id", "engine", "name", "language"],
+        "properties": {"id": {"type": "string", "example": "piper:en_US-joe-medium"},
+                       "engine": {"type": "string"}, "name": {"type": "string"},
+                       "language": {"type": "string", "example": "en-US"},
+                       "description": {"type": "string", "nullable": True}},
+    },
+    "Job": {
+        "type": "object",
+        "required": ["id", "status", "status_url", "audio_url", "voice", "format", "speed", "progress", "timings"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "status_url": {"type": "string"},
+            "audio_url": {"type": "string", "nullable": True, "description": "set once the job has succeeded"},
+            "voice": {"type": "string"},
+            "format": {"type": "string", "enum": list(CONTENT_TYPES)},
+            "speed": {"type": "number"},
+            "characters": {"type": "integer"},
+            "engine": {"type": "string", "nullable": True, "description": "the engine speaking or that spoke"},
+            "fallback": {"type": "boolean"},
+            "from_cache": {"type": "boolean"},
+            "audio_seconds": {"type": "number", "nullable": True},
+            "attempts": {"type": "integer"},
+            "progress": {"type": "object", "properties": {
+                "chunks_total": {"type": "integer"}, "chunks_done": {"type": "integer"},
+                "chunks_cached": {"type": "integer"}}},
+            "worker_id": {"type": "string", "nullable": True},
+            "error": {"type": "string", "nullable": True},
+            "timings": {"type": "object", "properties": {
+                key: {"type": t, "nullable": True} for key, t in (
+                    ("created_at", "string"), ("started_at", "string"), ("finished_at", "string"),
+                    ("queued_s", "number"), ("synthesis_s", "number"))}},
+        },
+    },
+}
+
+# Response headers of audio answers
+AUDIO_HEADERS = {
+    "X-TTS-Engine": {"description": "the engine that spoke", "schema": {"type": "string"}},
+    "X-TTS-Fallback": {"description": "true when a fallback engine spoke", "schema": {"type": "string",
+                                                                                     "enum": ["true", "false"]}},
+    "X-Cache": {"description": "hit: served from the audio cache", "schema": {"type": "string",
+                                                                             "enum": ["hit", "miss"]}},
+}
+
+
+def error(status: int, description: str | None = None) -> dict:
+    return {"description": description or ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def errors(*statuses: int) -> dict:
+    return {str(status): error(status) for status in statuses}
+
+
+def json_content(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def audio_content(description: str, formats: tuple[str, ...] = tuple(CONTENT_TYPES)) -> dict:
+    types = dict.fromkeys(CONTENT_TYPES[f] for f in formats)
+    return {"description": description, "headers": AUDIO_HEADERS,
+            "content": {ctype: {"schema": {"type": "string", "format": "binary"}} for ctype in types}}
+
+
+def text_content(description: str) -> dict:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+
+
+def document(specs, settings, title: str = "ef speech functions") -> dict:
+    """The whole document for the active function specs (those with ``openapi=False`` are left out)."""
+    paths: dict[str, dict] = {}
+    for spec in sorted(specs, key=lambda s: s.route):
+        if spec.openapi is False:
+            continue
+        route = _PATH_PARAM.sub(r"{\1}", spec.route)
+        for method in spec.methods:
+            if method == "HEAD":
+                continue
+            declared_op = spec.openapi(settings) if callable(spec.openapi) else spec.openapi
+            op = copy.deepcopy(declared_op or {})
+            op.setdefault("operationId", spec.name if len(spec.methods) == 1 else f"{spec.name}_{method.lower()}")
+            if not op.get("summary") and spec.handler.__doc__:
+                op["summary"] = spec.handler.__doc__.strip().splitlines()[0]
+            params = op.setdefault("parameters", [])
+            declared = {(p["in"], p["name"]) for p in params}
+            for name in _PATH_PARAM.findall(spec.route):
+                if ("path", name) not in declared:
+                    params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+            if not params:
+                del op["parameters"]
+            if method == "GET":
+                op.pop("requestBody", None)
+            responses = op.setdefault("responses", {})
+            shared = (400, 413, 415, 500, 504) if method in ("POST", "PUT", "PATCH") else (500, 504)
+            for status in shared:
+                responses.setdefault(str(status), error(status))
+            paths.setdefault(route, {})[method.lower()] = op
+    try:
+        release = version("ef-speech-functions")
+    except PackageNotFoundError:
+        release = "0.1.0"
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": release,
+                 "description": "Self-hosted speech synthesis: OpenAI- and MaryTTS-compatible routes, jobs, "
+                                "cached audio. Every error is JSON: `{\"error\": {\"code\", \"message\"}}`."},
+        "paths": paths,
+        "components": {"schemas": copy.deepcopy(SCHEMAS)},
+    }
