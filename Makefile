@@ -1,6 +1,6 @@
 # ef speech functions — one command to run, one to test. Both install what they need.
 #   make run    install and start the service on 127.0.0.1:8000 (embedded mode)
-#   make test   install everything (incl. redis-server, postgresql, docker-compose via apt as root) and run the suite
+#   make test   install everything (incl. redis-server, postgresql, chromium, docker-compose via apt as root), run the suite
 #   make lint   ruff;  make bench   benchmarks (needs nginx + wrk, installed via apt as root)
 
 PYTHON ?= python3
@@ -39,7 +39,7 @@ run: $(VENV)/.installed
 	$(BIN)/python -m runtime serve
 
 system-test:
-	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose pg_ctlcluster:postgresql)
+	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose pg_ctlcluster:postgresql chromium:chromium)
 
 test: system-test $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
@@ -54,6 +54,8 @@ bench: system-bench $(VENV)/.installed-dev
 	$(BIN)/python -m bench.serve_cached
 	$(BIN)/python -m bench.synthesis_latency
 	$(BIN)/python -m bench.encoding_overhead
+	$(BIN)/python -m bench.stream_ttfb
+	$(BIN)/python -m bench.throughput
 
 clean:
 	rm -rf $(VENV) .pytest_cache

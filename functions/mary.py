@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import PlainTextResponse
 
+from runtime.callers import caller_of
 from runtime.errors import InvalidInput, UnsupportedMediaType
 from runtime.functions import function
 from runtime.openapi import audio_content, errors, text_content
@@ -59,12 +60,12 @@ def _openapi(settings) -> dict:
 @function(route="/process", methods=["GET", "POST"], timeout_s=3600, openapi=_openapi)
 async def mary_process(request, ctx):
     req = from_mary(await _params(request), ctx.catalog, ctx.settings.max_text_chars)
-    audio = await ctx.speech.render(req, ctx.settings.request_timeout_s)
+    audio = await ctx.speech.render(req, ctx.settings.request_timeout_s, caller_of(request))
     return audio_response(request, ctx.audio, audio)
 
 
 @function(route="/voices", methods=["GET"], openapi={
-    "summary": "MaryTTS voice list: one a line, `<name> <locale> <gender> <type>`", "tags": ["MaryTTS"],
+    "summary": "MaryTTS voice list: one a line, <name> <locale> <gender> <type>", "tags": ["MaryTTS"],
     "responses": {"200": text_content("The voices")}})
 async def mary_voices(request, ctx):
     # MaryTTS: one voice a line, "<name> <locale> <gender> <type>"

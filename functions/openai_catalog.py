@@ -7,7 +7,7 @@ from runtime.openapi import json_content
 from runtime.speech.request import OPENAI_MODELS
 
 MODELS = {
-    "summary": "The accepted `model` values (OpenAI's TTS models and the engine names)",
+    "summary": "The accepted model values (OpenAI's TTS models and the engine names)",
     "tags": ["OpenAI"],
     "responses": {"200": json_content({
         "type": "object", "required": ["object", "data"],

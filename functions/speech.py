@@ -9,6 +9,7 @@ as OpenAI clients send them. Headers: ``X-TTS-Engine`` (who spoke), ``X-TTS-Fall
 (hit|miss), ``X-Job-ID``.
 """
 
+from runtime.callers import caller_of
 from runtime.functions import function
 from runtime.http import read_json
 from runtime.openapi import audio_content, errors
@@ -55,7 +56,7 @@ async def openai_speech(request, ctx):
     body = await read_json(request)
     req = from_openai(body, ctx.catalog, ctx.settings.max_text_chars)
     sse = stream_format(body) == "sse"
-    audio = await open_stream(ctx.speech, req, ctx.settings.request_timeout_s)
+    audio = await open_stream(ctx.speech, req, ctx.settings.request_timeout_s, caller_of(request))
     if not isinstance(audio, Rendered):
         return live_response(audio, req, sse)
     if sse:

@@ -7,6 +7,7 @@
 
 from starlette.concurrency import run_in_threadpool
 
+from runtime.callers import caller_of
 from runtime.errors import InvalidInput
 from runtime.functions import function
 from runtime.http import json_response, read_json
@@ -63,7 +64,7 @@ async def synthesize(request, ctx):
     if key is not None:
         job = await run_in_threadpool(ctx.speech.record_hit, req, key)
     else:
-        job, _ = await run_in_threadpool(ctx.speech.submit, req)
+        job, _ = await run_in_threadpool(ctx.speech.submit, req, caller_of(request))
         if wait > 0 and job.status in ACTIVE_STATES:
             job = await ctx.speech.wait(job.id, wait)
     view = job_view(job)

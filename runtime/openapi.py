@@ -18,7 +18,8 @@ ERROR_DESCRIPTIONS = {
     404: "Not found",
     413: "Request body too large (`body_too_large`)",
     415: "Wrong content type (`unsupported_media_type`)",
-    429: "The synthesis queue is full (`queue_full`); `Retry-After` says when to retry",
+    429: "The synthesis queue is full (`queue_full`), or this caller has its most jobs waiting "
+         "(`caller_queue_full`); `Retry-After` says when to retry",
     500: "Internal error (`internal_error`); the message names the request id to find in the log",
     502: "Every engine failed for this request (`synthesis_failed`)",
     503: "Unavailable: no worker, or the queue is unreachable (`no_workers`, `queue_unavailable`, `busy`)",
@@ -144,6 +145,11 @@ def document(specs, settings, title: str = "ef speech functions") -> dict:
         "info": {"title": title, "version": release,
                  "description": "Self-hosted speech synthesis: OpenAI- and MaryTTS-compatible routes, jobs, "
                                 "cached audio. Every error is JSON: `{\"error\": {\"code\", \"message\"}}`."},
+        "tags": [{"name": "OpenAI", "description": "OpenAI-compatible speech"},
+                 {"name": "Jobs", "description": "Synthesis jobs, long text"},
+                 {"name": "Audio", "description": "Cached audio files"},
+                 {"name": "Voices"}, {"name": "MaryTTS", "description": "Home Assistant's marytts platform"},
+                 {"name": "Health"}],
         "paths": paths,
         "components": {"schemas": copy.deepcopy(SCHEMAS)},
     }

@@ -63,7 +63,8 @@ class Services:
         broker = build_broker(settings)
         synthesizer = Synthesizer(engines, catalog, cache, liveness, events.publish)
         enqueue = declare_synthesis(broker, synthesizer.run, settings)
-        speech = SpeechService(engines, catalog, cache, events, enqueue, settings.queue_max_depth)
+        speech = SpeechService(engines, catalog, cache, events, enqueue, settings.queue_max_depth,
+                               settings.queue_max_per_caller)
         responses = responses if responses is not None else ResponseCache(settings.memory_cache_bytes)
         audio = AudioServer(cache, settings.memory_cache_bytes, settings.memory_cache_file_max_bytes,
                             settings.accel_redirect_prefix, responses)

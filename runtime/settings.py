@@ -91,6 +91,7 @@ class Settings:
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
     worker_threads: int = 2  # synthesis threads per worker process
     queue_max_depth: int = 200  # queued jobs before new ones get 429 (back-pressure)
+    queue_max_per_caller: int = 0  # queued jobs one caller may have (0: no cap beyond QUEUE_MAX_DEPTH)
     max_text_chars: int = 4096  # /v1/audio/speech and MaryTTS, like OpenAI
     max_job_text_chars: int = 100_000  # /api/synthesize (long texts, synthesised sentence by sentence)
     max_body_bytes: int = 64_000
@@ -155,6 +156,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
     "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
     "queue_max_depth": ("QUEUE_MAX_DEPTH", _int("QUEUE_MAX_DEPTH", 1, 1_000_000)),
+    "queue_max_per_caller": ("QUEUE_MAX_PER_CALLER", _int("QUEUE_MAX_PER_CALLER", 0, 1_000_000)),
     "max_text_chars": ("MAX_TEXT_CHARS", _int("MAX_TEXT_CHARS", 1, 1_000_000)),
     "max_job_text_chars": ("MAX_JOB_TEXT_CHARS", _int("MAX_JOB_TEXT_CHARS", 1, 10_000_000)),
     "max_body_bytes": ("MAX_BODY_BYTES", _int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024)),

@@ -59,6 +59,7 @@ class Job(BaseModel):
     chunks_total = IntegerField(default=1)
     chunks_done = IntegerField(default=0)
     chunks_cached = IntegerField(default=0)
+    caller = CharField(max_length=200, null=True)  # runtime.callers: ip:<address> or key:<id>
 
     class Meta:
         table_name = "jobs"

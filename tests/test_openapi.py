@@ -4,6 +4,7 @@ service: no 5xx, every status, content type, header and body as documented, and 
 from __future__ import annotations
 
 import re
+import subprocess
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from runtime.app import create_app
 from runtime.settings import Settings
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, require_binary
 
 MIN_CASES = 1000
 _cases: dict[tuple[str, str], int] = {}
@@ -98,6 +99,17 @@ def test_document_covers_every_public_function(service):
             for status, answer in op["responses"].items():
                 if int(status) >= 400 and not (op["operationId"] in ("health", "readyz") and status == "503"):
                     assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_docs_page_renders_every_operation_in_a_real_browser(service):
+    """Headless Chromium runs Swagger UI's JavaScript, which fetches /openapi.json and draws each operation."""
+    chromium = require_binary("chromium")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                          "--dump-dom", service.url + "/docs"], capture_output=True, text=True, timeout=120).stdout
+    doc = httpx.get(service.url + "/openapi.json").json()
+    drawn = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom))
+    assert drawn == set(doc["paths"]), (drawn, dom[-2000:])
+    assert "ef speech functions" in dom and "Failed to load API definition" not in dom
 
 
 def test_docs_page_uses_packaged_assets_only(service):

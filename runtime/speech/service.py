@@ -44,8 +44,10 @@ class SpeechService:
     POLL_S = 0.5  # safety net when a notification is lost
 
     def __init__(self, engines: dict[str, Engine], catalog: VoiceCatalog, cache: AudioCache,
-                 events: JobEvents, enqueue: Callable[[str, int], None], max_depth: int = 200) -> None:
+                 events: JobEvents, enqueue: Callable[[str, int], None], max_depth: int = 200,
+                 max_per_caller: int = 0) -> None:
         self.max_depth = max_depth
+        self.max_per_caller = max_per_caller
         self.capacity: Callable[[], int] = lambda: 1  # live synthesis threads; set by Services
         self.engines = engines
         self.catalog = catalog
@@ -61,9 +63,10 @@ class SpeechService:
         key = self.key(req)
         return key if self.cache.exists(key, req.format) else None
 
-    def submit(self, req: SpeechRequest) -> tuple[Job, bool]:
+    def submit(self, req: SpeechRequest, caller: str = "") -> tuple[Job, bool]:
         """Find the unfinished job for this audio or create and enqueue one. Returns (job, created).
-        A job already succeeded (cache hit between checks) comes back with status ``succeeded``."""
+        A job already succeeded (cache hit between checks) comes back with status ``succeeded``.
+        ``caller`` (``runtime.callers.caller_of``) is who asked: per-caller fairness counts against it."""
         key = self.key(req)
         for _ in range(5):
             active = Job.get_or_none((Job.key == key) & (Job.status.in_(ACTIVE_STATES)))
@@ -71,11 +74,12 @@ class SpeechService:
                 return active, False
             if self.cache.exists(key, req.format):
                 return self.record_hit(req, key), False
-            self._admit()
+            self._admit(caller)
             chunks = chunk_count(plan(req.text, req.voice.language))
             try:
                 job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,
-                                 format=req.format, speed=req.speed, created_at=utcnow(), chunks_total=chunks)
+                                 format=req.format, speed=req.speed, created_at=utcnow(), chunks_total=chunks,
+                                 caller=caller or None)
             except IntegrityError:
                 continue  # another request created it a moment ago: share that one
             try:
@@ -88,11 +92,18 @@ class SpeechService:
             return job, True
         raise Unavailable("could not register the job, try again", code="busy", headers={"Retry-After": "1"})
 
-    def _admit(self) -> None:
+    def _admit(self, caller: str = "") -> None:
         """Back-pressure: refuse a new job while ``QUEUE_MAX_DEPTH`` jobs wait. 429 with a Retry-After from
-        the measured time per job; 503 when no worker is alive to drain the queue."""
+        the measured time per job; 503 when no worker is alive to drain the queue. Fairness: with
+        ``QUEUE_MAX_PER_CALLER``, one caller's waiting jobs cannot fill the queue for everyone else."""
         depth = queue_depth()
         if depth < self.max_depth:
+            if self.max_per_caller and caller:
+                mine = queue_depth(caller)
+                if mine >= self.max_per_caller:
+                    wait = retry_after_s(mine, max(1, self.capacity()))
+                    raise ApiError(f"you have {mine} jobs waiting, the most one caller may have; retry in about "
+                                   f"{wait}s", code="caller_queue_full", status=429, headers={"Retry-After": str(wait)})
             return
         threads = self.capacity()
         if threads <= 0:
@@ -124,12 +135,12 @@ class SpeechService:
                     pass
                 finished.clear()
 
-    async def render(self, req: SpeechRequest, timeout_s: float) -> Rendered:
+    async def render(self, req: SpeechRequest, timeout_s: float, caller: str = "") -> Rendered:
         """Audio for ``req`` in the cache: at once on a hit, else after synthesis. Raises typed errors."""
         key = self.cached(req)
         if key is not None:
             return Rendered(key, req.format, req.voice.engine, False, cache_hit=True)
-        job, _ = await run_in_threadpool(self.submit, req)
+        job, _ = await run_in_threadpool(self.submit, req, caller)
         return await self.outcome(job, timeout_s)
 
     async def outcome(self, job: Job, timeout_s: float) -> Rendered:

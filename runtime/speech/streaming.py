@@ -147,13 +147,14 @@ def _silence(seconds: float, rate: int) -> bytes:
     return b"\x00\x00" * int(rate * seconds)
 
 
-async def open_stream(service: SpeechService, req: SpeechRequest, timeout_s: float) -> Rendered | LiveStream:
+async def open_stream(service: SpeechService, req: SpeechRequest, timeout_s: float,
+                      caller: str = "") -> Rendered | LiveStream:
     """A cache hit or a finished one-chunk job as ``Rendered``; otherwise a live stream whose first chunk
     is ready (so errors before any audio are still ordinary HTTP errors)."""
     key = service.cached(req)
     if key is not None:
         return Rendered(key, req.format, req.voice.engine, False, cache_hit=True)
-    job, _ = await run_in_threadpool(service.submit, req)
+    job, _ = await run_in_threadpool(service.submit, req, caller)
     follower = ChunkFollower(service, job.id, req, timeout_s)
     if job.status == SUCCEEDED or len(follower.chunks(req.voice)[0]) <= 1:
         return await service.outcome(job, timeout_s)  # nothing to stream ahead of the whole

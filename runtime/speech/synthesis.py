@@ -171,5 +171,9 @@ def recover(liveness: Liveness, enqueue) -> int:
     return count
 
 
-def queue_depth() -> int:
-    return Job.select(fn.COUNT(Job.id)).where(Job.status == QUEUED).scalar() or 0
+def queue_depth(caller: str | None = None) -> int:
+    """Jobs waiting for a worker: all of them, or one caller's."""
+    query = Job.select(fn.COUNT(Job.id)).where(Job.status == QUEUED)
+    if caller is not None:
+        query = query.where(Job.caller == caller)
+    return query.scalar() or 0

@@ -73,3 +73,36 @@ def test_short_requests_overtake_waiting_long_jobs(tmp_path):
                 done_short["timings"], [j["timings"] for j in done_long])
     finally:
         proc.stop()
+
+
+def test_one_caller_cannot_fill_the_queue_for_everyone(tmp_path):
+    """QUEUE_MAX_PER_CALLER: the caller is the client address until API keys exist (runtime.callers)."""
+    env = {"WORKER_THREADS": "1", "QUEUE_MAX_DEPTH": "10", "QUEUE_MAX_PER_CALLER": "2"}
+    proc = ServiceProcess(tmp_path / "data", env=env).start()
+    other = httpx.HTTPTransport(local_address="127.0.0.2")  # a second caller: another loopback source address
+    try:
+        proc.wait_ready()
+        with httpx.Client(base_url=proc.url, timeout=120) as a, \
+                httpx.Client(base_url=proc.url, timeout=120, transport=other) as b:
+            running = a.post("/api/synthesize", json={"text": LONG + " Busy."}).json()
+            wait_running(a, running)
+            mine = [a.post("/api/synthesize", json={"text": LONG + f" Mine {n}."}).json() for n in ("a", "b")]
+            assert all(j["status"] == "queued" for j in mine)
+
+            refused = a.post("/api/synthesize", json={"text": LONG + " Mine c."})
+            assert refused.status_code == 429 and refused.json()["error"]["code"] == "caller_queue_full"
+            assert 1 <= int(refused.headers["retry-after"]) <= 3600
+            assert a.post("/v1/audio/speech", json={"input": "Me again, at once."}).status_code == 429
+            # the same request as one of mine shares that job: not refused
+            assert a.post("/api/synthesize", json={"text": LONG + " Mine a."}).json()["id"] == mine[0]["id"]
+
+            theirs = b.post("/api/synthesize", json={"text": "Another caller still gets in."})
+            assert theirs.status_code == 202, theirs.text
+            with proc.db() as conn:
+                callers = dict(conn.execute("SELECT caller, COUNT(*) FROM jobs GROUP BY caller").fetchall())
+            assert callers == {"ip:127.0.0.1": 3, "ip:127.0.0.2": 1}, callers
+            for job in (running, *mine, theirs.json()):
+                assert poll_job(a, job["status_url"], timeout=180)["status"] == "succeeded"
+            assert a.post("/api/synthesize", json={"text": LONG + " Mine c."}).status_code in (200, 202)
+    finally:
+        proc.stop()
