@@ -1,13 +1,16 @@
-"""Health: ``/healthz`` (the process is alive), ``/health`` (api, db, queue, worker) and ``/readyz``
-(db writable, cache writable, an engine loaded and ready to synthesise). Unhealthy answers are 503."""
+"""Health: ``/healthz`` (the process is alive), ``/health`` (api, db, queue, worker), ``/readyz`` (db
+writable, cache writable, and an engine of the default chain has passed its canary synthesis in a live
+worker: readiness proves synthesis) and ``/health/tts`` (per engine: canary results, circuit state, jobs
+and fallbacks). Unhealthy answers are 503."""
 
+from peewee import fn
 from starlette.concurrency import run_in_threadpool
 
 from runtime.functions import function
 from runtime.http import json_response
 from runtime.openapi import json_content
 from runtime.speech.synthesis import queue_depth
-from storage.models import SchemaVersion
+from storage.models import SUCCEEDED, EngineProbe, Job, SchemaVersion
 
 CHECKS = {"type": "object", "additionalProperties": {
     "type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}}}}
@@ -73,27 +76,87 @@ def _db_writable(ctx) -> None:
         txn.rollback()
 
 
-def _engines_ready(ctx) -> dict:
-    if ctx.settings.embedded:
-        ready = ctx.services.ready_engines()
-    else:
-        ready = sorted({e for w in ctx.liveness.live_workers() for e in w.engines.split(",") if e})
-    if not ready:
+def _default_chain(ctx) -> list[str]:
+    voice = ctx.catalog.default
+    chain = [voice.engine]
+    fallback = ctx.catalog.fallback_for(voice)
+    if fallback is not None:
+        chain.append(fallback.engine)
+    return chain
+
+
+def _live_probes(ctx) -> list[EngineProbe]:
+    """Canary results of worker processes that are alive now (a dead worker's results prove nothing)."""
+    return [p for p in EngineProbe.select().order_by(EngineProbe.engine) if ctx.liveness.is_alive(p.worker_id)]
+
+
+def _canary(ctx) -> dict:
+    chain = _default_chain(ctx)
+    passed = sorted({p.engine for p in _live_probes(ctx) if p.ok and p.engine in chain})
+    if not passed:
         errors = ctx.services.load_errors
-        raise RuntimeError("no engine is loaded yet" + (f" ({errors})" if errors else ""))
-    return {"engines": ready}
+        raise RuntimeError(f"no engine of the default chain ({' -> '.join(chain)}) has passed its canary "
+                           "synthesis in a live worker yet" + (f" ({errors})" if errors else ""))
+    return {"engines": passed, "chain": chain}
 
 
 def _ready(ctx) -> dict:
     checks = {"db_writable": _check(lambda: _db_writable(ctx)),
               "cache_writable": _check(ctx.cache.check_writable),
-              "engine": _check(lambda: _engines_ready(ctx))}
+              "engine": _check(lambda: _canary(ctx))}
     return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
 @function(route="/readyz", methods=["GET"], openapi={
-    "summary": "Readiness: database and cache writable, an engine loaded", "tags": ["Health"],
+    "summary": "Readiness: database and cache writable, an engine of the default chain passed its canary",
+    "tags": ["Health"],
     "responses": {"200": json_content(READY, "Ready"), "503": json_content(READY, "Not ready")}})
 async def readyz(request, ctx):
     body = await run_in_threadpool(_ready, ctx)
     return json_response(body, 200 if body["ready"] else 503)
+
+
+def _tts(ctx) -> dict:
+    probes = _live_probes(ctx)
+    served = {row.engine: (row.jobs, int(row.fallbacks or 0)) for row in (
+        Job.select(Job.engine, fn.COUNT(Job.id).alias("jobs"), fn.SUM(Job.fallback.cast("integer")).alias("fallbacks"))
+        .where((Job.status == SUCCEEDED) & (Job.from_cache == False) & Job.engine.is_null(False))  # noqa: E712
+        .group_by(Job.engine))}
+    engines = {}
+    for name in ctx.engines:
+        jobs, fallbacks = served.get(name, (0, 0))
+        engines[name] = {
+            "canary": [{"worker_id": p.worker_id, "ok": p.ok, "latency_ms": round(p.latency_s * 1000, 1),
+                        "error": p.error, "probed_at": p.probed_at.isoformat() + "Z"}
+                       for p in probes if p.engine == name],
+            "circuit": ctx.breakers.status(name),
+            "jobs": jobs,  # synthesised by this engine
+            "fallback_jobs": fallbacks,  # of which it spoke as the fallback
+        }
+    chain = _default_chain(ctx)
+    ok = any(p.ok and p.engine in chain for p in probes)
+    return {"ok": ok, "default_chain": chain, "engines": engines,
+            "fallbacks_total": sum(e["fallback_jobs"] for e in engines.values())}
+
+
+TTS = {"type": "object", "required": ["ok", "default_chain", "engines", "fallbacks_total"], "properties": {
+    "ok": {"type": "boolean"}, "default_chain": {"type": "array", "items": {"type": "string"}},
+    "fallbacks_total": {"type": "integer"},
+    "engines": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+        "canary": {"type": "array", "items": {"type": "object", "properties": {
+            "worker_id": {"type": "string"}, "ok": {"type": "boolean"}, "latency_ms": {"type": "number"},
+            "error": {"type": "string", "nullable": True}, "probed_at": {"type": "string"}}}},
+        "circuit": {"type": "object", "properties": {
+            "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
+            "consecutive_failures": {"type": "integer"}, "cooldown_s": {"type": "number"}}},
+        "jobs": {"type": "integer"}, "fallback_jobs": {"type": "integer"}}}}}}
+
+
+@function(route="/health/tts", methods=["GET"], openapi={
+    "summary": "Engines: canary results per live worker, circuit breaker state, jobs and fallbacks",
+    "tags": ["Health"],
+    "responses": {"200": json_content(TTS, "An engine of the default chain passes its canary"),
+                  "503": json_content(TTS, "No engine of the default chain passes its canary")}})
+async def health_tts(request, ctx):
+    body = await run_in_threadpool(_tts, ctx)
+    return json_response(body, 200 if body["ok"] else 503)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,11 @@ def load_module(path: Path, name: str) -> LoadedModule:
         spec.loader.exec_module(module)
     except FunctionDefinitionError as exc:
         raise FunctionDefinitionError(f"{path}: {exc}") from None
-    specs = [s for obj in vars(module).values() for s in getattr(obj, SPEC_ATTR, ())
-             if getattr(obj, "__module__", None) == module_name]
+    # Only the module's own functions; checked with inspect first, because some imported objects (peewee's
+    # ``fn``) answer any attribute name.
+    specs = [s for obj in vars(module).values()
+             if inspect.isfunction(obj) and obj.__module__ == module_name
+             for s in obj.__dict__.get(SPEC_ATTR, ())]
     if not specs:
         raise FunctionDefinitionError(f"{path} declares no @function handler; every module in functions/ must")
     return LoadedModule(name, path, digest, module_name, tuple(specs))

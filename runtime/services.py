@@ -18,6 +18,7 @@ from runtime.events import JobEvents
 from runtime.response_cache import ResponseCache
 from runtime.serving import AudioServer
 from runtime.settings import Settings
+from runtime.speech.breakers import EngineBreakers
 from runtime.speech.engines import Engine, build_engines
 from runtime.speech.service import SpeechService
 from runtime.speech.synthesis import Synthesizer, recover
@@ -26,6 +27,7 @@ from runtime.workers import Heartbeat, Liveness
 from storage.cache import AudioCache
 from storage.db import open_database
 from storage.migrations import migrate
+from storage.models import EngineProbe, utcnow
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Services:
     broker: dramatiq.Broker
     synthesizer: Synthesizer
     speech: SpeechService
+    breakers: EngineBreakers
     responses: ResponseCache
     started_at: float = field(default_factory=time.time)
     heartbeat: Heartbeat | None = None
@@ -61,7 +64,9 @@ class Services:
         events = JobEvents(settings.redis_url)
         liveness = Liveness(settings.worker_dead_after_s)
         broker = build_broker(settings)
-        synthesizer = Synthesizer(engines, catalog, cache, liveness, events.publish)
+        breakers = EngineBreakers(list(engines), settings.engine_fail_max, settings.engine_cooldown_s,
+                                  settings.redis_url, scope=settings.database_url)
+        synthesizer = Synthesizer(engines, catalog, cache, liveness, events.publish, breakers)
         enqueue = declare_synthesis(broker, synthesizer.run, settings)
         speech = SpeechService(engines, catalog, cache, events, enqueue, settings.queue_max_depth,
                                settings.queue_max_per_caller)
@@ -69,7 +74,7 @@ class Services:
         audio = AudioServer(cache, settings.memory_cache_bytes, settings.memory_cache_file_max_bytes,
                             settings.accel_redirect_prefix, responses)
         services = cls(settings, db, cache, audio, engines, catalog, events, liveness, broker, synthesizer, speech,
-                       responses)
+                       breakers, responses)
         speech.capacity = services.worker_threads
         return services
 
@@ -84,7 +89,8 @@ class Services:
         return [name for name, engine in self.engines.items() if engine.loaded]
 
     def load_engines(self) -> None:
-        """Load every engine's model into this process (Piper takes a few seconds)."""
+        """Load every engine's model into this process (Piper takes a few seconds), then probe each with
+        its canary phrase; the results (ok, latency, error) are stored for /health/tts and /readyz."""
         for name, engine in self.engines.items():
             start = time.perf_counter()
             try:
@@ -92,8 +98,21 @@ class Services:
             except Exception as exc:
                 self.load_errors[name] = str(exc)
                 logger.error("engine {} failed to load: {}", name, exc)
+                self._record_probe(name, False, time.perf_counter() - start, f"could not load: {exc}")
                 continue
             logger.info("engine {} loaded in {:.2f}s", name, time.perf_counter() - start)
+            probe = engine.probe()
+            self._record_probe(name, probe.ok, probe.latency_s, probe.error)
+            (logger.info if probe.ok else logger.error)("engine {} canary: {} in {:.3f}s {}", name,
+                                                        "ok" if probe.ok else "FAILED", probe.latency_s, probe.error)
+
+    def _record_probe(self, engine: str, ok: bool, latency_s: float, error: str) -> None:
+        worker_id = self.heartbeat.id if self.heartbeat is not None else "unknown"
+        EngineProbe.insert(engine=engine, worker_id=worker_id, ok=ok, latency_s=round(latency_s, 4),
+                           error=error[:2000] or None, probed_at=utcnow()).on_conflict(
+            conflict_target=[EngineProbe.engine, EngineProbe.worker_id],
+            update={EngineProbe.ok: ok, EngineProbe.latency_s: round(latency_s, 4),
+                    EngineProbe.error: error[:2000] or None, EngineProbe.probed_at: utcnow()}).execute()
 
     def start_worker(self, *, load_in_background: bool) -> None:
         """Run synthesis in this process: heartbeat, engines, ``dramatiq.Worker``, then recovery."""

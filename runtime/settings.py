@@ -95,6 +95,8 @@ class Settings:
     max_text_chars: int = 4096  # /v1/audio/speech and MaryTTS, like OpenAI
     max_job_text_chars: int = 100_000  # /api/synthesize (long texts, synthesised sentence by sentence)
     max_body_bytes: int = 64_000
+    engine_fail_max: int = 3  # consecutive failed syntheses before an engine's circuit opens
+    engine_cooldown_s: float = 30.0  # how long an open circuit skips its engine before one trial
     job_timeout_s: float = 120.0  # per chunk (sentence) of a synthesis job, after which the job fails
     request_timeout_s: float = 60.0  # how long a synchronous request waits for its audio
     max_wait_s: float = 60.0  # upper bound for ?wait= on /api/synthesize
@@ -161,6 +163,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "max_job_text_chars": ("MAX_JOB_TEXT_CHARS", _int("MAX_JOB_TEXT_CHARS", 1, 10_000_000)),
     "max_body_bytes": ("MAX_BODY_BYTES", _int("MAX_BODY_BYTES", 1024, 64 * 1024 * 1024)),
     "job_timeout_s": ("JOB_TIMEOUT_S", _float("JOB_TIMEOUT_S", 1, 3600)),
+    "engine_fail_max": ("ENGINE_FAIL_MAX", _int("ENGINE_FAIL_MAX", 1, 1000)),
+    "engine_cooldown_s": ("ENGINE_COOLDOWN_S", _float("ENGINE_COOLDOWN_S", 0.1, 86400)),
     "request_timeout_s": ("REQUEST_TIMEOUT_S", _float("REQUEST_TIMEOUT_S", 1, 3600)),
     "max_wait_s": ("MAX_WAIT_S", _float("MAX_WAIT_S", 0, 3600)),
     "memory_cache_bytes": ("MEMORY_CACHE_BYTES", _int("MEMORY_CACHE_BYTES", 0, 1 << 40)),

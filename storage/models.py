@@ -12,6 +12,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    CompositeKey,
     DateTimeField,
     FloatField,
     IntegerField,
@@ -92,6 +93,21 @@ class WorkerHeartbeat(BaseModel):
 
     class Meta:
         table_name = "workers"
+
+
+class EngineProbe(BaseModel):
+    """The latest canary synthesis of an engine in one worker process."""
+
+    engine = CharField(max_length=32)
+    worker_id = CharField(max_length=100)
+    ok = BooleanField()
+    latency_s = FloatField()
+    error = TextField(null=True)
+    probed_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "engine_probes"
+        primary_key = CompositeKey("engine", "worker_id")
 
 
 class SchemaVersion(BaseModel):

@@ -154,3 +154,52 @@ def test_unreadable_chunk_file_is_synthesised_again(world):
     synth.run(second.id)
     second = Job.get_by_id(second.id)
     assert second.status == "succeeded" and second.chunks_cached == 1 and second.chunks_done == 3
+
+
+def test_circuit_opens_after_repeated_failures_and_closes_after_a_good_trial(tmp_path):
+    """eSpeak NG made to fail (fault injection in our own adapter), behind a real pybreaker circuit."""
+    from runtime.speech.breakers import EngineBreakers
+    from runtime.speech.engines import EngineError
+    from runtime.speech.engines.espeak import EspeakEngine
+
+    class Breakable(EspeakEngine):
+        broken = True
+        calls = 0
+
+        def _synthesize(self, text, voice, speed):
+            Breakable.calls += 1
+            if self.broken:
+                raise EngineError("espeak is broken for this test")
+            return super()._synthesize(text, voice, speed)
+
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us")
+    engine = Breakable()
+    catalog = VoiceCatalog({"espeak": engine}, settings)
+    breakers = EngineBreakers(["espeak"], fail_max=2, cooldown_s=0.3)
+    synth = Synthesizer({"espeak": engine}, catalog, AudioCache(tmp_path / "cache"), Liveness(5), lambda _: None,
+                        breakers)
+    synth.worker_id = "test:1:abc"
+    try:
+        def run(text: str) -> Job:
+            job = make_job(catalog, text=text)
+            synth.run(job.id)
+            return Job.get_by_id(job.id)
+
+        assert run("First failure.").status == "failed"
+        assert breakers.status("espeak")["state"] == "closed"
+        assert run("Second failure opens it.").status == "failed"
+        assert breakers.status("espeak") == {"state": "open", "consecutive_failures": 2, "cooldown_s": 0.3}
+        calls = Breakable.calls
+        skipped = run("Skipped while open.")
+        assert skipped.status == "failed" and "circuit is open" in skipped.error
+        assert Breakable.calls == calls  # the engine was not even tried
+
+        Breakable.broken = False
+        time.sleep(0.35)  # cool-down over: one trial (half-open) succeeds and closes the circuit
+        assert run("The engine works again.").status == "succeeded"
+        assert breakers.status("espeak")["state"] == "closed"
+        assert breakers.status("espeak")["consecutive_failures"] == 0
+    finally:
+        db.close()

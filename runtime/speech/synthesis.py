@@ -15,6 +15,7 @@ from loguru import logger
 from peewee import fn
 
 from runtime.speech.audio import Pcm, decode_wav, encode
+from runtime.speech.breakers import CircuitOpen, EngineBreakers
 from runtime.speech.engines import Engine, EngineError, Voice
 from runtime.speech.plan import chunk_count, chunk_key, chunk_speed, plan
 from runtime.speech.request import SpeechRequest
@@ -27,7 +28,8 @@ from storage.models import FAILED, QUEUED, RUNNING, SUCCEEDED, CacheEntry, Job, 
 
 class Synthesizer:
     def __init__(self, engines: dict[str, Engine], catalog: VoiceCatalog, cache: AudioCache,
-                 liveness: Liveness, publish) -> None:
+                 liveness: Liveness, publish, breakers: EngineBreakers | None = None) -> None:
+        self.breakers = breakers or EngineBreakers([], 1, 1)
         self.engines = engines
         self.catalog = catalog
         self.cache = cache
@@ -89,7 +91,11 @@ class Synthesizer:
                 (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
             start = time.perf_counter()
             try:
-                pcm = self._speak(job, engine, candidate)
+                pcm = self.breakers.call(candidate.engine, self._speak, job, engine, candidate)
+            except CircuitOpen:
+                errors.append(f"engine {candidate.engine} skipped: its circuit is open after repeated failures")
+                logger.info("job {}: engine {} skipped (circuit open)", job.id, candidate.engine)
+                continue
             except EngineError as exc:
                 errors.append(str(exc))
                 logger.warning("engine {} failed for job {}: {}", candidate.engine, job.id, exc)

@@ -35,6 +35,11 @@ def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
             job = c.get(f"/api/jobs/{resp.headers['x-job-id']}").json()
             assert job["worker_id"].split(":")[1] == str(worker.proc.pid)
             assert "engine piper loaded" not in web.log()  # the web process never loads a model
+            # the worker's canary results and the shared (Redis) circuit state, as the web reports them
+            tts = c.get("/health/tts").json()
+            assert tts["ok"] and tts["engines"]["piper"]["canary"][0]["ok"]
+            assert tts["engines"]["piper"]["canary"][0]["worker_id"].split(":")[1] == str(worker.proc.pid)
+            assert tts["engines"]["piper"]["circuit"]["state"] == "closed"
 
             # Streaming: the web sends the first sentence's audio while the worker still synthesises the rest
             long_text = " ".join(f"Streamed sentence {n} goes from the worker through Redis to the caller."
