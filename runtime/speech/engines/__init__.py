@@ -24,7 +24,14 @@ def _espeak(settings: Settings) -> Engine:
     return EspeakEngine()
 
 
-FACTORIES: dict[str, Callable[[Settings], Engine]] = {"piper": _piper, "espeak": _espeak}
+def _external(settings: Settings) -> Engine:
+    from runtime.speech.engines.external import ExternalEngine
+
+    return ExternalEngine(settings.external_url, settings.external_api, settings.external_voices,
+                          settings.external_model, settings.external_timeout_s, settings.external_retries)
+
+
+FACTORIES: dict[str, Callable[[Settings], Engine]] = {"piper": _piper, "espeak": _espeak, "external": _external}
 
 
 def build_engines(settings: Settings) -> dict[str, Engine]:

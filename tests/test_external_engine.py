@@ -1,0 +1,122 @@
+"""The external HTTP engine against a small real HTTP server (tests/fake_upstream.py): an OpenAI-compatible
+upstream and a Coqui tts-server, and each way an upstream fails — 500, garbage, silence, hanging past the
+timeout — ending in a fallback answer, never a hung request and never a cached bad file."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.fake_upstream import RATE, FakeUpstream
+from tests.support import ServiceProcess, assert_speech, decode_wav
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = FakeUpstream().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def svc(upstream, tmp_path_factory):
+    env = {"ENGINES": "external,espeak", "EXTERNAL_URL": upstream.url + "/v1", "DEFAULT_VOICE": "external:default",
+           "EXTERNAL_VOICES": "default=en-US,narrator=en-GB", "EXTERNAL_TIMEOUT_S": "1", "EXTERNAL_RETRIES": "2",
+           "ENGINE_FAIL_MAX": "100"}
+    proc = ServiceProcess(tmp_path_factory.mktemp("ext") / "data", env=env).start()
+    try:
+        yield proc.wait_ready()
+    finally:
+        proc.stop()
+
+
+@pytest.fixture()
+def client(svc, upstream):
+    upstream.mode = "ok"
+    upstream.requests.clear()
+    with httpx.Client(base_url=svc.url, timeout=60) as c:
+        yield c
+
+
+def text() -> str:
+    return f"The upstream speaks sentence {uuid.uuid4().hex[:4]} for us today."
+
+
+def external_entries(svc) -> int:
+    with svc.db() as conn:
+        return conn.execute("SELECT COUNT(*) FROM cache_entries WHERE engine = 'external'").fetchone()[0]
+
+
+def test_upstream_speaks_and_lists_its_voices(client, upstream):
+    said = text()
+    resp = client.post("/v1/audio/speech", json={"input": said, "voice": "external:narrator", "response_format": "wav"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-tts-engine"] == "external" and resp.headers["x-tts-fallback"] == "false"
+    assert_speech(decode_wav(resp.content), said, sample_rate=RATE)
+    assert upstream.last_json == {"model": "tts-1", "input": said, "voice": "narrator", "response_format": "wav",
+                                  "speed": 1.0}
+    voices = client.get("/api/voices?engine=external").json()["voices"]
+    assert [(v["id"], v["language"]) for v in voices] == [("external:default", "en-US"),
+                                                          ("external:narrator", "en-GB")]
+    canary = client.get("/health/tts").json()["engines"]["external"]["canary"]
+    assert canary and canary[0]["ok"] is True
+
+
+@pytest.mark.parametrize("mode, attempts", [("500", 3), ("garbage", 1), ("silence", 1)])
+def test_failing_upstream_falls_back_and_caches_nothing_bad(svc, client, upstream, mode, attempts):
+    upstream.mode = mode
+    before = external_entries(svc)
+    said = text()
+    resp = client.post("/v1/audio/speech", json={"input": said, "response_format": "wav"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-tts-engine"] == "espeak" and resp.headers["x-tts-fallback"] == "true"
+    assert_speech(decode_wav(resp.content), said)
+    assert len(upstream.requests) == attempts  # 5xx is retried (1 + EXTERNAL_RETRIES); a bad answer is not
+    assert external_entries(svc) == before
+
+
+def test_upstream_hanging_past_its_timeout_ends_in_a_fallback_not_a_hang(svc, client, upstream):
+    upstream.mode = "slow"
+    upstream.slow_s = 3.0
+    start = time.monotonic()
+    resp = client.post("/v1/audio/speech", json={"input": text(), "response_format": "wav"})
+    elapsed = time.monotonic() - start
+    assert resp.status_code == 200 and resp.headers["x-tts-engine"] == "espeak"
+    assert len(upstream.requests) == 3 and elapsed < 15, elapsed  # 3 attempts of 1 s plus short backoff
+
+
+def test_a_passing_hiccup_is_retried_and_the_upstream_answers(client, upstream):
+    upstream.mode = "fail_then_ok"
+    upstream.fail_count = 1
+    said = text()
+    resp = client.post("/v1/audio/speech", json={"input": said, "response_format": "wav"})
+    assert resp.status_code == 200 and resp.headers["x-tts-engine"] == "external"
+    assert len(upstream.requests) == 2
+    assert_speech(decode_wav(resp.content), said, sample_rate=RATE)
+
+
+def test_coqui_tts_server_api(upstream, tmp_path):
+    env = {"ENGINES": "external,espeak", "EXTERNAL_API": "coqui", "EXTERNAL_URL": upstream.url,
+           "DEFAULT_VOICE": "external:default"}
+    proc = ServiceProcess(tmp_path / "data", env=env).start()
+    upstream.mode = "ok"
+    try:
+        proc.wait_ready()
+        upstream.requests.clear()
+        with httpx.Client(base_url=proc.url, timeout=60) as c:
+            said = text()
+            normal = c.post("/v1/audio/speech", json={"input": said, "response_format": "wav"})
+            assert normal.status_code == 200 and normal.headers["x-tts-engine"] == "external"
+            assert upstream.requests[0]["method"] == "GET" and upstream.requests[0]["path"].startswith("/api/tts?")
+            assert upstream.requests[0]["text"] == said
+            # Coqui's server has no speed: the service time-stretches
+            fast = c.post("/v1/audio/speech", json={"input": said, "response_format": "wav", "speed": 2.0})
+            ratio = decode_wav(normal.content).seconds / decode_wav(fast.content).seconds
+            assert 1.8 < ratio < 2.2, ratio
+    finally:
+        proc.stop()
