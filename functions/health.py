@@ -94,7 +94,7 @@ def _canary(ctx) -> dict:
     chain = _default_chain(ctx)
     passed = sorted({p.engine for p in _live_probes(ctx) if p.ok and p.engine in chain})
     if not passed:
-        errors = ctx.services.load_errors
+        errors = {**ctx.services.disabled_engines, **ctx.services.load_errors}
         raise RuntimeError(f"no engine of the default chain ({' -> '.join(chain)}) has passed its canary "
                            "synthesis in a live worker yet" + (f" ({errors})" if errors else ""))
     return {"engines": passed, "chain": chain}
@@ -135,13 +135,15 @@ def _tts(ctx) -> dict:
         }
     chain = _default_chain(ctx)
     ok = any(p.ok and p.engine in chain for p in probes)
-    return {"ok": ok, "default_chain": chain, "engines": engines,
+    return {"ok": ok, "default_chain": chain, "engines": engines, "disabled": ctx.services.disabled_engines,
             "fallbacks_total": sum(e["fallback_jobs"] for e in engines.values())}
 
 
 TTS = {"type": "object", "required": ["ok", "default_chain", "engines", "fallbacks_total"], "properties": {
     "ok": {"type": "boolean"}, "default_chain": {"type": "array", "items": {"type": "string"}},
     "fallbacks_total": {"type": "integer"},
+    "disabled": {"type": "object", "additionalProperties": {"type": "string"},
+                 "description": "engines not set up (missing or changed model files), and why"},
     "engines": {"type": "object", "additionalProperties": {"type": "object", "properties": {
         "canary": {"type": "array", "items": {"type": "object", "properties": {
             "worker_id": {"type": "string"}, "ok": {"type": "boolean"}, "latency_ms": {"type": "number"},

@@ -1,4 +1,5 @@
-"""``python -m runtime serve [--host H] [--port P]`` and ``python -m runtime worker``."""
+"""``python -m runtime serve [--host H] [--port P]``, ``python -m runtime worker`` and
+``python -m runtime models [--write-manifest]``."""
 
 from __future__ import annotations
 
@@ -43,6 +44,38 @@ def _worker(settings: Settings) -> int:
     return 0
 
 
+def _models(settings: Settings, write: bool) -> int:
+    """List the configured engines' model files against the manifest, or record them in it."""
+    from runtime.speech.engines import FACTORIES, EngineError, manifest
+
+    engines, problems = {}, []
+    for name in settings.engines:
+        try:
+            engines[name] = FACTORIES[name](settings)
+        except EngineError as exc:
+            problems.append(f"{name}: {exc}")
+    path = settings.model_manifest_path
+    if write:
+        files = manifest.write(engines, path)
+        print(f"wrote {path}: {len(files)} model file(s)")
+        for file, entry in files.items():
+            print(f"  {entry['sha256'][:16]}…  {entry['engine']:8} {file}")
+    else:
+        listed = manifest.load(path)
+        if listed is None:
+            print(f"no model manifest at {path}; write one with --write-manifest")
+            return 1
+        for engine in engines.values():
+            try:
+                manifest.verify(engine, listed, path)
+                print(f"ok       {engine.name}")
+            except EngineError as exc:
+                problems.append(str(exc))
+    for problem in problems:
+        print(f"PROBLEM  {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime", description="ef speech functions")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="bind address (default HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default PORT or 8000)")
     sub.add_parser("worker", help="run a synthesis worker process (Redis mode)")
+    models = sub.add_parser("models", help="check the configured model files against the model manifest")
+    models.add_argument("--write-manifest", action="store_true", help="record the configured model files")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -58,5 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "models":
+        return _models(settings, args.write_manifest)
     runtime_logging.setup(settings.log_level, settings.log_json)
     return _serve(settings) if args.command == "serve" else _worker(settings)

@@ -49,6 +49,7 @@ class Services:
     heartbeat: Heartbeat | None = None
     worker: dramatiq.Worker | None = None
     load_errors: dict[str, str] = field(default_factory=dict)
+    disabled_engines: dict[str, str] = field(default_factory=dict)  # engine -> why it was not set up
 
     @classmethod
     def build(cls, settings: Settings, responses: ResponseCache | None = None) -> Services:
@@ -57,7 +58,8 @@ class Services:
         cache = AudioCache(settings.cache_dir)
         if removed := cache.remove_temporaries():
             logger.info("removed {} partial cache file(s) left by a crash", removed)
-        engines = build_engines(settings)
+        disabled: dict[str, str] = {}
+        engines = build_engines(settings, disabled)
         for engine in engines.values():
             engine.identity()  # hash model files once, up front
         catalog = VoiceCatalog(engines, settings)
@@ -76,6 +78,7 @@ class Services:
         services = cls(settings, db, cache, audio, engines, catalog, events, liveness, broker, synthesizer, speech,
                        breakers, responses)
         speech.capacity = services.worker_threads
+        services.disabled_engines = disabled
         return services
 
     def worker_threads(self) -> int:

