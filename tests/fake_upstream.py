@@ -1,7 +1,8 @@
 """A small real HTTP server standing in for a remote TTS engine (what we do not own and cannot run here):
 an OpenAI-compatible ``POST /v1/audio/speech`` and a Coqui ``tts-server`` ``GET /api/tts``. It answers
 a tone of a plausible length for the text, and can be told to fail: ``500``, ``garbage``, ``slow``,
-``silence``, or ``fail_then_ok`` (500 for the first N requests)."""
+``silence``, ``fail_then_ok`` (500 for the first N requests), or ``ok_then_fail`` (answers N requests,
+then 500: an engine failing in the middle of a long text)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.mode = "ok"
         self.fail_count = 0
+        self.ok_count = 0
         self.slow_s = 5.0
         self.requests: list[dict] = []
         upstream = self
@@ -50,6 +52,14 @@ class FakeUpstream:
                 if mode == "fail_then_ok" and upstream.fail_count > 0:
                     upstream.fail_count -= 1
                     mode = "500"
+                if mode == "ok_then_fail":
+                    upstream.ok_count -= 1
+                    mode = "ok" if upstream.ok_count >= 0 else "500"
+                if mode == "slow_after" and upstream.ok_count > 0:
+                    upstream.ok_count -= 1
+                    mode = "ok"
+                elif mode == "slow_after":
+                    mode = "slow"
                 if mode == "500":
                     return self._send(500, b'{"detail": "model crashed"}', "application/json")
                 if mode == "garbage":

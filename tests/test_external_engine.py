@@ -8,10 +8,11 @@ import time
 import uuid
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.fake_upstream import RATE, FakeUpstream
-from tests.support import ServiceProcess, assert_speech, decode_wav
+from tests.support import ServiceProcess, assert_speech, decode_wav, poll_job
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,13 @@ def client(svc, upstream):
     upstream.requests.clear()
     with httpx.Client(base_url=svc.url, timeout=60) as c:
         yield c
+
+
+def tone_share(samples: np.ndarray) -> float:
+    """Share of the energy within 10 Hz of the fake upstream's 220 Hz tone."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / RATE)
+    return float(spectrum[np.abs(freqs - 220) < 10].sum() / spectrum.sum())
 
 
 def text() -> str:
@@ -120,3 +128,29 @@ def test_coqui_tts_server_api(upstream, tmp_path):
             assert 1.8 < ratio < 2.2, ratio
     finally:
         proc.stop()
+
+
+def test_engine_failing_mid_text_falls_back_and_the_stream_goes_on(svc, client, upstream):
+    """Sentences 1-2 come from the upstream (24 kHz), then it fails: the worker falls back to eSpeak NG
+    (22.05 kHz) for the text, and the live stream carries on with eSpeak's sentences from where it was,
+    resampled into the one encoder. The finished file is eSpeak's alone."""
+    upstream.mode = "ok_then_fail"
+    upstream.ok_count = 2
+    sentences = [f"Sentence {n} of a story that changes voices {uuid.uuid4().hex[:4]}." for n in
+                 ("one", "two", "three", "four", "five", "six")]
+    said = " ".join(sentences)
+    with client.stream("POST", "/v1/audio/speech", json={"input": said, "response_format": "wav"}) as resp:
+        assert resp.status_code == 200, resp.read()
+        assert resp.headers["x-tts-engine"] == "external"  # who spoke first
+        streamed = decode_wav(resp.read())
+    assert streamed.sample_rate == RATE
+    assert_speech(streamed, said)
+    # It begins with the upstream's 220 Hz tone and ends with eSpeak's speech
+    assert tone_share(streamed.samples[:RATE // 2]) > 0.5
+    assert tone_share(streamed.samples[-RATE:]) < 0.2
+    job = poll_job(client, f"/api/jobs/{resp.headers['x-job-id']}")
+    assert job["status"] == "succeeded" and job["engine"] == "espeak" and job["fallback"] is True
+    assert len([r for r in upstream.requests if r["path"].startswith("/v1")]) == 2 + 3  # 2 ok, 1 + 2 retries
+    whole = decode_wav(client.get(job["audio_url"]).content)
+    assert whole.sample_rate == 22050
+    assert_speech(whole, said)
