@@ -2,6 +2,7 @@
 #   make run    install and start the service on 127.0.0.1:8000 (embedded mode)
 #   make test   install everything (incl. redis-server, postgresql, chromium, docker-compose via apt as root), run the suite
 #   make lint   ruff;  make bench   benchmarks (needs nginx + wrk, installed via apt as root)
+#   make coqui  add the optional Coqui TTS engine (torch on the CPU, coqui-tts) to the venv
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,7 +21,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test lint bench system-python system-test system-bench clean
+.PHONY: run test lint bench coqui system-python system-test system-bench clean
 
 system-python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(call apt_install,__none__:python3-venv) ; }
@@ -35,13 +36,23 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 	$(PIP) install -q -r requirements-dev.txt
 	@touch $@
 
+# Coqui TTS, optional (ENGINES=coqui,…); the tests need it. torch first and alone (on this platform pip takes
+# the local CPU build for exactly this version), then coqui-tts; torchaudio's CUDA-linked libraries go.
+$(VENV)/.installed-coqui: requirements-coqui.txt $(VENV)/.installed
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements-coqui.txt
+	rm -f $(VENV)/lib/python*/site-packages/torchaudio/lib/*.so
+	@touch $@
+
+coqui: $(VENV)/.installed-coqui
+
 run: $(VENV)/.installed
 	$(BIN)/python -m runtime serve
 
 system-test:
 	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose pg_ctlcluster:postgresql chromium:chromium)
 
-test: system-test $(VENV)/.installed-dev
+test: system-test $(VENV)/.installed-dev $(VENV)/.installed-coqui
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
@@ -50,12 +61,13 @@ lint: $(VENV)/.installed-dev
 system-bench:
 	@$(call apt_install,nginx:nginx wrk:wrk)
 
-bench: system-bench $(VENV)/.installed-dev
+bench: system-bench $(VENV)/.installed-dev $(VENV)/.installed-coqui
 	$(BIN)/python -m bench.serve_cached
 	$(BIN)/python -m bench.synthesis_latency
 	$(BIN)/python -m bench.encoding_overhead
 	$(BIN)/python -m bench.stream_ttfb
 	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.worker_memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache

