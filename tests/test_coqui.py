@@ -16,19 +16,25 @@ import pytest
 from tests.support import ServiceProcess, decode_wav, decode_with_ffmpeg
 
 BUILD = textwrap.dedent("""
+    import json
     import sys
     import torch
     from TTS.tts.configs.vits_config import VitsConfig
     from TTS.tts.models.vits import Vits, VitsArgs
 
     out = sys.argv[1]
+    speakers = sys.argv[2:]  # a multi-speaker model when given
+    extra = {}
+    if speakers:
+        json.dump({name: n for n, name in enumerate(speakers)}, open(f"{out}/speakers.json", "w"))
+        extra = {"use_speaker_embedding": True, "speakers_file": f"{out}/speakers.json"}
     torch.manual_seed(1)
     args = VitsArgs(hidden_channels=16, hidden_channels_ffn_text_encoder=32, num_heads_text_encoder=2,
                     num_layers_text_encoder=1, num_layers_posterior_encoder=1, num_layers_flow=1,
                     resblock_kernel_sizes_decoder=[3], resblock_dilation_sizes_decoder=[[1, 3, 5]],
-                    upsample_initial_channel_decoder=32, use_sdp=False, init_discriminator=False)
+                    upsample_initial_channel_decoder=32, use_sdp=False, init_discriminator=False, **extra)
     config = VitsConfig(model_args=args, use_phonemes=False, text_cleaner="english_cleaners", phonemizer=None,
-                        test_sentences=[])
+                        test_sentences=[], **extra)
     model = Vits.init_from_config(config)
     torch.save({"model": model.state_dict()}, f"{out}/model.pth")
     model.config.save_json(f"{out}/config.json")
@@ -100,3 +106,25 @@ def test_coqui_formats_and_speed(coqui_service):
     mp3 = speak(coqui_service, text, response_format="mp3")
     assert mp3.headers["content-type"] == "audio/mpeg"
     assert abs(decode_with_ffmpeg(mp3.content).seconds - normal.seconds) < 0.15
+
+
+def test_multi_speaker_model_exposes_its_speakers_as_voices(tmp_path):
+    if not _coqui_installed():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("coqui-tts is not installed (make coqui)")
+    model = tmp_path / "tiny-multi"
+    model.mkdir()
+    subprocess.run([sys.executable, "-c", BUILD, str(model), "alice", "bob"], check=True, capture_output=True,
+                   timeout=300)
+    env = {"ENGINES": "coqui,espeak", "COQUI_MODEL_PATH": str(model / "model.pth"),
+           "COQUI_CONFIG_PATH": str(model / "config.json"), "DEFAULT_VOICE": "coqui:tiny-multi/alice"}
+    proc = ServiceProcess(tmp_path / "data", env=env).start()
+    try:
+        proc.wait_ready(timeout=180)
+        voices = httpx.get(proc.url + "/api/voices?engine=coqui").json()["voices"]
+        assert [v["id"] for v in voices] == ["coqui:tiny-multi/alice", "coqui:tiny-multi/bob"]
+        alice = speak(proc, "The same words.", voice="coqui:tiny-multi/alice")
+        bob = speak(proc, "The same words.", voice="coqui:tiny-multi/bob")
+        assert alice.headers["x-tts-engine"] == bob.headers["x-tts-engine"] == "coqui"
+        assert alice.content != bob.content  # each speaker's own embedding
+    finally:
+        proc.stop()

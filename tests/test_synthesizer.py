@@ -17,7 +17,7 @@ from runtime.workers import Heartbeat, Liveness
 from storage.cache import AudioCache
 from storage.db import open_database
 from storage.migrations import migrate
-from storage.models import Job, WorkerHeartbeat, utcnow
+from storage.models import CacheEntry, Job, WorkerHeartbeat, utcnow
 
 
 @pytest.fixture()
@@ -236,3 +236,35 @@ def test_deadlines_per_engine_from_settings():
                         external_retries=2, engines=("espeak",))
     assert settings.deadline_for("piper") == 30 and settings.deadline_for("espeak") == 45
     assert settings.deadline_for("external") == 70  # three attempts of 20 s and backoff fit inside
+
+
+def test_configured_fallback_chain_is_tried_in_order(tmp_path):
+    """VOICE_FALLBACKS: the voice, then its configured fallbacks in order (unknown ids left out)."""
+    from runtime.speech.engines import EngineError
+    from runtime.speech.engines.espeak import EspeakEngine
+
+    class NoEnglishUS(EspeakEngine):
+        def _synthesize(self, text, voice, speed):
+            if voice in ("en-us", "de"):
+                raise EngineError(f"{voice} is broken for this test")
+            return super()._synthesize(text, voice, speed)
+
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us",
+                        voice_fallbacks={"espeak:en-us": "espeak:de|piper:gone|espeak:en-gb-x-rp"})
+    engine = NoEnglishUS()
+    catalog = VoiceCatalog({"espeak": engine}, settings)
+    assert [v.id for v in catalog.chain(catalog.default)] == ["espeak:en-us", "espeak:de", "espeak:en-gb-x-rp"]
+    assert [v.id for v in catalog.chain(catalog.resolve("espeak:fr-fr"))] == ["espeak:fr-fr"]  # nothing else to try
+    synth = Synthesizer({"espeak": engine}, catalog, AudioCache(tmp_path / "cache"), Liveness(5), lambda _: None)
+    synth.worker_id = "test:1:abc"
+    try:
+        job = make_job(catalog, text="Spoken by the third voice of the chain.")
+        synth.run(job.id)
+        job = Job.get_by_id(job.id)
+        assert job.status == "succeeded" and job.engine == "espeak" and job.fallback is True
+        entry = CacheEntry.get(CacheEntry.key == job.audio_key)
+        assert entry.voice == "espeak:en-gb-x-rp"
+    finally:
+        db.close()

@@ -64,10 +64,7 @@ class ChunkFollower:
         self.job_id = job_id
         self.req = req
         self.wait_s = wait_s
-        self.chain: list[Voice] = [req.voice]
-        fallback = service.catalog.fallback_for(req.voice)
-        if fallback is not None:
-            self.chain.append(fallback)
+        self.chain: list[Voice] = service.catalog.chain(req.voice)
         self._plans: dict[str, tuple[list[_Chunk], float]] = {}
 
     def chunks(self, voice: Voice) -> tuple[list[_Chunk], float]:

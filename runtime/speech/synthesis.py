@@ -72,10 +72,7 @@ class Synthesizer:
     def _produce(self, job: Job) -> None:
         voice = self.catalog.resolve(job.voice)
         request = SpeechRequest(text=job.text, voice=voice, format=job.format, speed=job.speed)
-        chain = [voice]
-        fallback = self.catalog.fallback_for(voice)
-        if fallback is not None:
-            chain.append(fallback)
+        chain = self.catalog.chain(voice)
         errors: list[str] = []
         for position, candidate in enumerate(chain):
             engine = self.engines.get(candidate.engine)

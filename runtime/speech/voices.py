@@ -17,6 +17,8 @@ class VoiceCatalog:
                 self._by_id[voice.id] = voice
                 self._by_name.setdefault(voice.name.lower(), []).append(voice)
         self.aliases = {k.lower(): v for k, v in settings.voice_aliases.items()}
+        self.fallbacks = {voice_id: [v.strip() for v in chain.split("|") if v.strip()]
+                          for voice_id, chain in settings.voice_fallbacks.items()}
         self.default = self._pick_default(settings)
         self.fallback_default = self._by_id.get(settings.fallback_voice)
 
@@ -65,6 +67,15 @@ class VoiceCatalog:
         """The engine's voice for ``language``, else its first voice."""
         found = self.for_language(language, engine=engine)
         return found or next(v for v in self._by_id.values() if v.engine == engine)
+
+    def chain(self, voice: Voice) -> list[Voice]:
+        """The voices to try in order for ``voice``: itself, then ``VOICE_FALLBACKS``'s list for it when
+        configured (voices of engines that are not set up are left out), else the automatic fallback."""
+        configured = self.fallbacks.get(voice.id)
+        if configured is None:
+            fallback = self.fallback_for(voice)
+            return [voice] if fallback is None else [voice, fallback]
+        return [voice, *(self._by_id[v] for v in configured if v in self._by_id and v != voice.id)]
 
     def fallback_for(self, voice: Voice) -> Voice | None:
         """A voice of another engine in the same language (eSpeak NG speaks ~130), else the configured
