@@ -23,17 +23,24 @@ BUILD = textwrap.dedent("""
     from TTS.tts.models.vits import Vits, VitsArgs
 
     out = sys.argv[1]
-    speakers = sys.argv[2:]  # a multi-speaker model when given
-    extra = {}
+    speakers = [s for s in (sys.argv[2] if len(sys.argv) > 2 else "").split(",") if s]  # multi-speaker
+    languages = [s for s in (sys.argv[3] if len(sys.argv) > 3 else "").split(",") if s]  # multi-lingual
+    extra, lang_args = {}, {}
     if speakers:
         json.dump({name: n for n, name in enumerate(speakers)}, open(f"{out}/speakers.json", "w"))
         extra = {"use_speaker_embedding": True, "speakers_file": f"{out}/speakers.json"}
+    if languages:
+        json.dump({name: n for n, name in enumerate(languages)}, open(f"{out}/language_ids.json", "w"))
+        lang_args = {"use_language_embedding": True, "language_ids_file": f"{out}/language_ids.json",
+                     "embedded_language_dim": 4}
     torch.manual_seed(1)
     args = VitsArgs(hidden_channels=16, hidden_channels_ffn_text_encoder=32, num_heads_text_encoder=2,
                     num_layers_text_encoder=1, num_layers_posterior_encoder=1, num_layers_flow=1,
                     resblock_kernel_sizes_decoder=[3], resblock_dilation_sizes_decoder=[[1, 3, 5]],
-                    upsample_initial_channel_decoder=32, use_sdp=False, init_discriminator=False, **extra)
-    config = VitsConfig(model_args=args, use_phonemes=False, text_cleaner="english_cleaners", phonemizer=None,
+                    upsample_initial_channel_decoder=32, use_sdp=False, init_discriminator=False, **extra,
+                    **lang_args)
+    cleaner = "multilingual_cleaners" if languages else "english_cleaners"
+    config = VitsConfig(model_args=args, use_phonemes=False, text_cleaner=cleaner, phonemizer=None,
                         test_sentences=[], **extra)
     model = Vits.init_from_config(config)
     torch.save({"model": model.state_dict()}, f"{out}/model.pth")
@@ -108,23 +115,29 @@ def test_coqui_formats_and_speed(coqui_service):
     assert abs(decode_with_ffmpeg(mp3.content).seconds - normal.seconds) < 0.15
 
 
-def test_multi_speaker_model_exposes_its_speakers_as_voices(tmp_path):
+def test_multi_speaker_multi_lingual_model_exposes_speakers_and_languages_as_voices(tmp_path):
     if not _coqui_installed():
         (pytest.fail if os.environ.get("CI") else pytest.skip)("coqui-tts is not installed (make coqui)")
     model = tmp_path / "tiny-multi"
     model.mkdir()
-    subprocess.run([sys.executable, "-c", BUILD, str(model), "alice", "bob"], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run([sys.executable, "-c", BUILD, str(model), "alice,bob", "en,fr"], check=True,
+                   capture_output=True, timeout=300)
     env = {"ENGINES": "coqui,espeak", "COQUI_MODEL_PATH": str(model / "model.pth"),
-           "COQUI_CONFIG_PATH": str(model / "config.json"), "DEFAULT_VOICE": "coqui:tiny-multi/alice"}
+           "COQUI_CONFIG_PATH": str(model / "config.json"), "DEFAULT_VOICE": "coqui:tiny-multi/alice@en"}
     proc = ServiceProcess(tmp_path / "data", env=env).start()
     try:
         proc.wait_ready(timeout=180)
         voices = httpx.get(proc.url + "/api/voices?engine=coqui").json()["voices"]
-        assert [v["id"] for v in voices] == ["coqui:tiny-multi/alice", "coqui:tiny-multi/bob"]
-        alice = speak(proc, "The same words.", voice="coqui:tiny-multi/alice")
-        bob = speak(proc, "The same words.", voice="coqui:tiny-multi/bob")
-        assert alice.headers["x-tts-engine"] == bob.headers["x-tts-engine"] == "coqui"
-        assert alice.content != bob.content  # each speaker's own embedding
+        assert [(v["id"], v["language"]) for v in voices] == [
+            ("coqui:tiny-multi/alice@en", "en"), ("coqui:tiny-multi/alice@fr", "fr"),
+            ("coqui:tiny-multi/bob@en", "en"), ("coqui:tiny-multi/bob@fr", "fr")]
+        french = httpx.get(proc.url + "/api/voices?language=fr&engine=coqui").json()["voices"]
+        assert {v["id"] for v in french} == {"coqui:tiny-multi/alice@fr", "coqui:tiny-multi/bob@fr"}
+        alice = speak(proc, "Les memes mots.", voice="coqui:tiny-multi/alice@fr")
+        bob = speak(proc, "Les memes mots.", voice="coqui:tiny-multi/bob@fr")
+        alice_en = speak(proc, "Les memes mots.", voice="coqui:tiny-multi/alice@en")
+        assert {r.headers["x-tts-engine"] for r in (alice, bob, alice_en)} == {"coqui"}
+        # each speaker and each language has its own embedding, so the same text sounds different
+        assert len({alice.content, bob.content, alice_en.content}) == 3
     finally:
         proc.stop()
