@@ -3,17 +3,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import PostgresServer, RedisServer, ServiceProcess
+from tests.support import PostgresServer, RedisServer, ServiceProcess, running_service
 
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory) -> ServiceProcess:
     """One real embedded-mode service (SQLite, in-process worker, Piper + eSpeak NG) for the session."""
-    proc = ServiceProcess(tmp_path_factory.mktemp("svc") / "data").start()
-    try:
-        yield proc.wait_ready()
-    finally:
-        proc.stop()
+    with running_service(tmp_path_factory.mktemp("svc") / "data") as proc:
+        yield proc
 
 
 @pytest.fixture()

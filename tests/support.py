@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 import wave
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,16 @@ class ServiceProcess:
         conn = sqlite3.connect(self.data_dir / "db.sqlite", timeout=10)
         conn.row_factory = sqlite3.Row
         return conn
+
+
+@contextmanager
+def running_service(data_dir: Path, env: dict[str, str] | None = None, ready_timeout: float = 60.0):
+    """A started service process, ready (``/readyz``), stopped afterwards."""
+    proc = ServiceProcess(data_dir, env=env).start()
+    try:
+        yield proc.wait_ready(timeout=ready_timeout)
+    finally:
+        proc.stop()
 
 
 class RedisServer:

@@ -13,7 +13,7 @@ import textwrap
 import httpx
 import pytest
 
-from tests.support import ServiceProcess, decode_wav, decode_with_ffmpeg
+from tests.support import ServiceProcess, decode_wav, decode_with_ffmpeg, running_service
 
 BUILD = textwrap.dedent("""
     import json
@@ -73,11 +73,8 @@ def tiny_vits(tmp_path_factory):
 def coqui_service(tiny_vits, tmp_path_factory):
     env = {"ENGINES": "coqui,espeak", "COQUI_MODEL_PATH": str(tiny_vits / "model.pth"),
            "COQUI_CONFIG_PATH": str(tiny_vits / "config.json"), "DEFAULT_VOICE": "coqui:tiny-vits"}
-    proc = ServiceProcess(tmp_path_factory.mktemp("coqui") / "data", env=env).start()
-    try:
-        yield proc.wait_ready(timeout=180)
-    finally:
-        proc.stop()
+    with running_service(tmp_path_factory.mktemp("coqui") / "data", env, ready_timeout=180) as proc:
+        yield proc
 
 
 def speak(svc, text: str, **extra) -> httpx.Response:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.fake_upstream import RATE, FakeUpstream
-from tests.support import ServiceProcess, assert_speech, decode_wav, poll_job
+from tests.support import ServiceProcess, assert_speech, decode_wav, poll_job, running_service
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,8 @@ def svc(upstream, tmp_path_factory):
     env = {"ENGINES": "external,espeak", "EXTERNAL_URL": upstream.url + "/v1", "DEFAULT_VOICE": "external:default",
            "EXTERNAL_VOICES": "default=en-US,narrator=en-GB", "EXTERNAL_TIMEOUT_S": "1", "EXTERNAL_RETRIES": "2",
            "ENGINE_FAIL_MAX": "100"}
-    proc = ServiceProcess(tmp_path_factory.mktemp("ext") / "data", env=env).start()
-    try:
-        yield proc.wait_ready()
-    finally:
-        proc.stop()
+    with running_service(tmp_path_factory.mktemp("ext") / "data", env) as proc:
+        yield proc
 
 
 @pytest.fixture()

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from runtime.app import create_app
 from runtime.settings import Settings
-from tests.support import ServiceProcess, require_binary
+from tests.support import require_binary, running_service
 
 MIN_CASES = 1000
 _cases: dict[tuple[str, str], int] = {}
@@ -35,11 +35,8 @@ def fuzz_service(tmp_path_factory):
     document states, so generated texts stay short."""
     env = {"ENGINES": "espeak", "MAX_TEXT_CHARS": "120", "MAX_JOB_TEXT_CHARS": "240", "ACCESS_LOG": "false",
            "REQUEST_TIMEOUT_S": "30"}
-    proc = ServiceProcess(tmp_path_factory.mktemp("fuzz") / "data", env=env).start()
-    try:
-        yield proc.wait_ready()
-    finally:
-        proc.stop()
+    with running_service(tmp_path_factory.mktemp("fuzz") / "data", env) as proc:
+        yield proc
 
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
