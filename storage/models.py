@@ -61,6 +61,7 @@ class Job(BaseModel):
     chunks_done = IntegerField(default=0)
     chunks_cached = IntegerField(default=0)
     caller = CharField(max_length=200, null=True)  # runtime.callers: ip:<address> or key:<id>
+    speaking_voice = CharField(max_length=200, null=True)  # the voice of the chain in use now
 
     class Meta:
         table_name = "jobs"

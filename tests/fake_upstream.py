@@ -38,6 +38,7 @@ class FakeUpstream:
         self.mode = "ok"
         self.fail_count = 0
         self.ok_count = 0
+        self.fail_voice = ""  # when set, the failure modes apply to this voice only
         self.slow_s = 5.0
         self.requests: list[dict] = []
         upstream = self
@@ -46,9 +47,11 @@ class FakeUpstream:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def _answer(self, text: str) -> None:
-                upstream.requests.append({"method": self.command, "path": self.path, "text": text})
+            def _answer(self, text: str, voice: str = "") -> None:
+                upstream.requests.append({"method": self.command, "path": self.path, "text": text, "voice": voice})
                 mode = upstream.mode
+                if upstream.fail_voice and voice != upstream.fail_voice:
+                    mode = "ok"  # only that voice misbehaves
                 if mode == "fail_then_ok" and upstream.fail_count > 0:
                     upstream.fail_count -= 1
                     mode = "500"
@@ -84,7 +87,7 @@ class FakeUpstream:
                     return self._send(404, b"{}", "application/json")
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 upstream.last_json = body
-                self._answer(body.get("input", ""))
+                self._answer(body.get("input", ""), body.get("voice", ""))
 
             def do_GET(self) -> None:
                 parsed = urlparse(self.path)

@@ -36,6 +36,7 @@ def svc(upstream, tmp_path_factory):
 @pytest.fixture()
 def client(svc, upstream):
     upstream.mode = "ok"
+    upstream.fail_voice = ""
     upstream.requests.clear()
     with httpx.Client(base_url=svc.url, timeout=60) as c:
         yield c
@@ -151,3 +152,28 @@ def test_engine_failing_mid_text_falls_back_and_the_stream_goes_on(svc, client, 
     whole = decode_wav(client.get(job["audio_url"]).content)
     assert whole.sample_rate == 22050
     assert_speech(whole, said)
+
+
+def test_stream_follows_a_fallback_to_another_voice_of_the_same_engine(upstream, tmp_path):
+    """VOICE_FALLBACKS chains two voices of one engine: the stream follows the voice in use, not the engine."""
+    env = {"ENGINES": "external,espeak", "EXTERNAL_URL": upstream.url + "/v1", "DEFAULT_VOICE": "external:default",
+           "EXTERNAL_VOICES": "default=en-US,narrator=en-US", "EXTERNAL_RETRIES": "0",
+           "VOICE_FALLBACKS": "external:default=external:narrator|espeak:en-us"}
+    with running_service(tmp_path / "data", env) as proc, httpx.Client(base_url=proc.url, timeout=60) as c:
+        upstream.mode, upstream.ok_count, upstream.fail_voice = "ok_then_fail", 2, "default"
+        upstream.requests.clear()
+        said = " ".join(f"Part {n} of a tale told by two voices {uuid.uuid4().hex[:4]}." for n in
+                        ("one", "two", "three", "four", "five"))
+        with c.stream("POST", "/v1/audio/speech", json={"input": said, "response_format": "wav"}) as resp:
+            assert resp.status_code == 200
+            streamed = decode_wav(resp.read())
+        assert_speech(streamed, said)
+        job = poll_job(c, f"/api/jobs/{resp.headers['x-job-id']}")
+        assert job["status"] == "succeeded" and job["engine"] == "external" and job["fallback"] is True
+        whole = decode_wav(c.get(job["audio_url"]).content)
+        # the stream: 2 sentences of "default", then the rest of "narrator"; all the same tone, so the
+        # stream is as long as the finished file (which is narrator's alone) within the stitching pauses
+        assert abs(streamed.seconds - whole.seconds) < 0.3, (streamed.seconds, whole.seconds)
+        voices = [r["voice"] for r in upstream.requests]
+        assert voices[:3] == ["default"] * 3 and set(voices[3:]) == {"narrator"}
+        upstream.fail_voice = ""

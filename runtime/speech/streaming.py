@@ -57,7 +57,7 @@ class LiveStream:
 
 
 class ChunkFollower:
-    """Reads a job's chunks in order as the worker caches them, following the engine the job is using."""
+    """Reads a job's chunks in order as the worker caches them, following the voice the job is using."""
 
     def __init__(self, service: SpeechService, job_id: str, req: SpeechRequest, wait_s: float) -> None:
         self.service = service
@@ -80,8 +80,9 @@ class ChunkFollower:
             self._plans[voice.id] = (chunks, pause)
         return self._plans[voice.id]
 
-    def _voice_for(self, engine: str | None) -> Voice:
-        return next((v for v in self.chain if v.engine == engine), self.chain[0])
+    def _voice_for(self, job: Job) -> Voice:
+        """The voice the job speaks with now (the first of the chain until the worker starts)."""
+        return next((v for v in self.chain if v.id == job.speaking_voice), self.chain[0])
 
     def _read(self, voice: Voice, chunk: _Chunk) -> Pcm | None:
         engine = self.service.engines.get(voice.engine)
@@ -99,7 +100,7 @@ class ChunkFollower:
         with self.service.events.subscribe(self.job_id) as woken:
             while True:
                 job = await run_in_threadpool(Job.get_by_id, self.job_id)
-                voice = self._voice_for(job.engine)
+                voice = self._voice_for(job)
                 chunks, _ = self.chunks(voice)
                 if n >= len(chunks):
                     return None

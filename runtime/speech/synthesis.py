@@ -84,7 +84,7 @@ class Synthesizer:
                 self._succeed(job, key, candidate.engine, position > 0, from_cache=True)
                 return
             # Which engine is speaking now: a streaming response follows this engine's chunks.
-            Job.update(engine=candidate.engine, fallback=position > 0).where(
+            Job.update(engine=candidate.engine, speaking_voice=candidate.id, fallback=position > 0).where(
                 (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
             start = time.perf_counter()
             try:
