@@ -30,6 +30,7 @@ from runtime.speech.audio import CONTENT_TYPES, Pcm, decode_wav, resample, strea
 from runtime.speech.engines import Voice
 from runtime.speech.plan import Item, chunk_key, plan
 from runtime.speech.request import SpeechRequest
+from runtime.speech.responses import engine_headers
 from runtime.speech.service import Rendered, SpeechService
 from storage.models import FAILED, SUCCEEDED, Job
 
@@ -229,11 +230,7 @@ async def _file_pieces(path, size: int = SSE_FILE_PIECE) -> AsyncIterator[bytes]
 
 
 def stream_headers(engine: str, fallback: bool, cache_hit: bool, job_id: str | None) -> dict[str, str]:
-    headers = {"x-tts-engine": engine, "x-tts-fallback": "true" if fallback else "false",
-               "x-cache": "hit" if cache_hit else "miss", "cache-control": "no-store"}
-    if job_id:
-        headers["x-job-id"] = job_id
-    return headers
+    return {**engine_headers(engine, fallback, cache_hit, job_id), "cache-control": "no-store"}
 
 
 def live_response(stream: LiveStream, req: SpeechRequest, sse: bool) -> Response:
