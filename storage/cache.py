@@ -1,7 +1,9 @@
 """Content-addressed audio files on disk: ``<root>/<key[:2]>/<key>.<format>``.
 
 Writes are atomic (temporary file in the same directory, fsync, rename), so a reader never sees a
-partial file and a crash never leaves a zero-length entry under a real name.
+partial file and a crash never leaves a zero-length entry under a real name. Sentence files (parts of a
+longer text) skip the fsync: losing one costs a synthesis, and on a slow disk (an SD card, a USB stick)
+an fsync per sentence costs more than that risk.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ class AudioCache:
         except FileNotFoundError:
             return False
 
-    def write(self, key: str, fmt: str, data: bytes) -> Path:
-        """Store ``data`` atomically under ``key``; refuses empty audio."""
+    def write(self, key: str, fmt: str, data: bytes, durable: bool = True) -> Path:
+        """Store ``data`` atomically under ``key``; refuses empty audio. ``durable=False`` skips the fsync:
+        for files that are only a cache of a cache (a sentence of a longer text), which a crash may lose
+        or truncate at no cost but a new synthesis (a reader that finds one unreadable synthesises it)."""
         if not data:
             raise ValueError("refusing to cache empty audio")
         final = self.path(key, fmt)
@@ -45,8 +49,9 @@ class AudioCache:
             os.fchmod(fd, 0o644)  # mkstemp makes 0600; a proxy serving the cache (X-Accel-Redirect) must read it
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ back a function never rolls back data.
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 from peewee import (
     BigIntegerField,
@@ -65,6 +66,37 @@ class Job(BaseModel):
 
     class Meta:
         table_name = "jobs"
+
+
+class JobState(NamedTuple):
+    id: str
+    status: str
+    speaking_voice: str | None
+    error: str | None
+    audio_key: str | None
+    format: str
+    engine: str | None
+    fallback: bool
+    from_cache: bool
+
+
+_STATE_SQL: dict[int, str] = {}
+
+
+def job_state(job_id: str) -> JobState | None:
+    """A job's status, the voice it speaks with, its error or its audio: what a waiting request looks at
+    each time it wakes. The SQL is built by Peewee once per database, not per look (building a query costs
+    more Python than running it), and the row's long columns (the text) are never read."""
+    db = proxy.obj
+    sql = _STATE_SQL.get(id(db))
+    if sql is None:
+        sql, _ = Job.select(*(getattr(Job, name) for name in JobState._fields)).where(Job.id == "?").sql()
+        _STATE_SQL[id(db)] = sql
+    row = db.execute_sql(sql, (job_id,)).fetchone()
+    if not row:
+        return None
+    state = JobState(*row)
+    return state._replace(fallback=bool(state.fallback), from_cache=bool(state.from_cache))
 
 
 class CacheEntry(BaseModel):

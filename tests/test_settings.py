@@ -60,3 +60,26 @@ def test_test_services_never_inherit_service_settings(monkeypatch, tmp_path):
     proc = ServiceProcess(tmp_path / "data", env={"ENGINES": "piper"})
     assert "DATABASE_URL" not in proc.env and "REDIS_URL" not in proc.env
     assert proc.env["ENGINES"] == "piper" and proc.env["DATA_DIR"] == str(tmp_path / "data")
+
+
+def test_thread_layout_and_isolation_defaults(monkeypatch):
+    """One synthesis at a time per core (2 to 8), engines in worker processes, one process per worker thread."""
+    import runtime.settings as settings_module
+
+    for cores, threads in ((1, 2), (2, 2), (4, 4), (32, 8)):
+        monkeypatch.setattr(settings_module.os, "cpu_count", lambda cores=cores: cores)
+        assert Settings.from_env({}).worker_threads == threads
+    s = Settings.from_env({"WORKER_THREADS": "3", "ENGINE_PROCESSES": "coqui=1"})
+    assert s.engine_isolation == "process" and s.piper_threads == 1
+    assert (s.processes_for("piper"), s.processes_for("espeak"), s.processes_for("coqui")) == (3, 3, 1)
+
+
+@pytest.mark.parametrize(("env", "names"), [
+    ({"ENGINE_ISOLATION": "container"}, "ENGINE_ISOLATION"),
+    ({"ENGINE_PROCESSES": "piper=0"}, "ENGINE_PROCESSES"),
+    ({"ENGINE_PROCESSES": "external=2"}, "ENGINE_PROCESSES"),
+    ({"ENGINE_PROCESSES": "piper"}, "ENGINE_PROCESSES"),
+])
+def test_bad_isolation_settings_fail_fast(env, names):
+    with pytest.raises(SettingsError, match=names):
+        Settings.from_env(env)

@@ -93,3 +93,28 @@ def test_silent_engine_output_is_an_error(engines):
             espeak.synthesize("Hello.", "en-us")
     finally:
         espeak._synthesize = original
+
+
+def test_streamed_pcm_is_resampled_seamlessly_across_chunks():
+    """Streaming ``pcm`` (24 kHz) resamples each sentence as it lands; the filter state carries over, so the
+    result is the same as resampling the whole at once (a fresh resampler per chunk is not)."""
+    from runtime.speech.audio import PcmResampler
+
+    tone = (np.sin(np.arange(30000) * 2 * np.pi * 440 / 22050) * 10000).astype("<i2").tobytes()
+    pieces = (tone[:10000], tone[10000:33334], tone[33334:])
+    whole = PcmResampler(22050, 24000)(tone)
+    streaming = PcmResampler(22050, 24000)
+    assert b"".join(streaming(p) for p in pieces) == whole
+    assert b"".join(PcmResampler(22050, 24000)(p) for p in pieces) != whole
+    assert abs(len(whole) / 2 - 30000 * 24000 / 22050) <= 2
+
+
+def test_streamed_wav_header_is_read_by_a_strict_reader():
+    import io
+    import wave
+
+    from runtime.speech.audio import wav_stream_header
+
+    with wave.open(io.BytesIO(wav_stream_header(22050) + b"\x01\x00" * 100)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
+        assert w.getnframes() == 0xFFFFFFFF // 2  # OpenAI's open-ended streamed WAV: length unknown

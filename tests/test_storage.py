@@ -81,3 +81,15 @@ def test_one_unfinished_job_per_key(tmp_path):
     job(3, "running")  # allowed again once the first has finished
     job(4, "failed")
     db.close()
+
+
+def test_sentence_files_skip_the_fsync_and_whole_answers_keep_it(tmp_path, monkeypatch):
+    """A sentence of a longer text is a cache of a cache (a crash costs a synthesis); an answer is not."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    cache = AudioCache(tmp_path)
+    cache.write("a" * 64, "wav", b"RIFF sentence", durable=False)
+    assert synced == [] and cache.exists("a" * 64, "wav")
+    cache.write("b" * 64, "wav", b"RIFF whole answer")
+    assert len(synced) == 1

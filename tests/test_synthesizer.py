@@ -268,3 +268,59 @@ def test_configured_fallback_chain_is_tried_in_order(tmp_path):
         assert entry.voice == "espeak:en-gb-x-rp"
     finally:
         db.close()
+
+
+def test_a_job_keeps_its_next_sentence_queued_while_it_stores_the_last(tmp_path):
+    """So an engine with worker processes never idles on the job's bookkeeping: sentence n+1 is asked for
+    before sentence n is waited for and stored. A sentence said twice is synthesised once, and a failure
+    cancels what was asked for ahead."""
+    from runtime.speech.engines import EngineError
+    from runtime.speech.engines.base import Pending
+    from runtime.speech.engines.espeak import EspeakEngine
+
+    events: list[str] = []
+
+    class Recording(EspeakEngine):
+        fail_on = ""
+
+        def submit(self, text, voice, speed=1.0):
+            events.append(f"ask {text}")
+
+            def result():
+                events.append(f"wait {text}")
+                if text == self.fail_on:
+                    raise EngineError("broken sentence")
+                return self.synthesize(text, voice, speed)
+
+            pending = Pending(result)
+            pending.cancel = lambda: events.append(f"cancel {text}")
+            return pending
+
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us")
+    engine = Recording()
+    catalog = VoiceCatalog({"espeak": engine}, settings)
+    published: list[str] = []
+    synth = Synthesizer({"espeak": engine}, catalog, AudioCache(tmp_path / "cache"), Liveness(5), published.append)
+    synth.worker_id = "test:1:abc"
+    try:
+        job = make_job(catalog, "Alpha comes first. Bravo is second. Alpha comes first. Charlie ends it.")
+        synth.run(job.id)
+        job = Job.get_by_id(job.id)
+        assert job.status == "succeeded", job.error
+        assert (job.chunks_total, job.chunks_done, job.chunks_cached) == (4, 4, 1)
+        assert events == ["ask Alpha comes first.", "ask Bravo is second.", "wait Alpha comes first.",
+                          "ask Charlie ends it.", "wait Bravo is second.", "wait Charlie ends it."]
+        assert published.count(job.id) == 5  # one per sentence (streams wake up), one when it ends
+        assert CacheEntry.select().count() == 4  # three sentences and the answer, indexed
+
+        events.clear()
+        engine.fail_on = "Echo breaks."
+        failed = make_job(catalog, "Delta is fine. Echo breaks. Foxtrot never comes.")
+        synth.run(failed.id)
+        assert Job.get_by_id(failed.id).status == "failed"
+        assert events == ["ask Delta is fine.", "ask Echo breaks.", "wait Delta is fine.",
+                          "ask Foxtrot never comes.", "wait Echo breaks.", "cancel Foxtrot never comes."]
+    finally:
+        db.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import subprocess
 import warnings
 import wave
@@ -60,13 +61,16 @@ class Pcm:
     def faded(self, fade_s: float = 0.005) -> Pcm:
         """Linear fade in and out over ``fade_s`` seconds, so joined chunks start and end at silence
         (no clicks where two chunks meet)."""
-        samples = np.frombuffer(self.samples, dtype="<i2").astype(np.float32)
+        samples = np.frombuffer(self.samples, dtype="<i2")
         n = min(int(self.sample_rate * fade_s), len(samples) // 2)
-        if n > 0:
-            ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
-            samples[:n] *= ramp
-            samples[len(samples) - n:] *= ramp[::-1]
-        return Pcm(np.round(samples).astype("<i2").tobytes(), self.sample_rate)
+        if n <= 0:
+            return self
+        ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+        out = bytearray(self.samples)  # only the edges change: no float copy of the whole chunk
+        edges = np.frombuffer(out, dtype="<i2")
+        edges[:n] = np.round(samples[:n] * ramp)
+        edges[len(samples) - n:] = np.round(samples[len(samples) - n:] * ramp[::-1])
+        return Pcm(bytes(out), self.sample_rate)
 
     @staticmethod
     def join(parts: list[Pcm], gap_s: float = 0.0) -> Pcm:
@@ -142,6 +146,38 @@ def stream_encoder_args(fmt: str, sample_rate: int) -> list[str]:
     out += opts.get("parameters", [])
     return [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(sample_rate), "-ac", "1",
             "-i", "pipe:0", *out, "-flush_packets", "1", "pipe:1"]
+
+
+def wav_stream_header(sample_rate: int) -> bytes:
+    """The header of a mono 16-bit WAV whose length is not known yet: RIFF and data sizes 0xFFFFFFFF, the
+    convention of OpenAI's streamed WAV (and of ffmpeg writing WAV to a pipe)."""
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return b"RIFF\xff\xff\xff\xffWAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data\xff\xff\xff\xff"
+
+
+class PcmResampler:
+    """Resamples a stream of s16le chunks to ``rate`` (audioop's ``ratecv``, as pydub does), keeping the
+    filter state across chunks so their joins are seamless."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.from_rate, self.to_rate = from_rate, to_rate
+        self._state = None
+
+    def __call__(self, samples: bytes) -> bytes:
+        if self.from_rate == self.to_rate:
+            return samples
+        out, self._state = _audioop().ratecv(samples, 2, 1, self.from_rate, self.to_rate, self._state)
+        return out
+
+
+def _audioop():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import audioop
+        except ImportError:  # Python 3.13+: the audioop-lts package
+            import audioop_lts as audioop  # type: ignore[no-redef]
+    return audioop
 
 
 def resample(pcm: Pcm, rate: int) -> Pcm:

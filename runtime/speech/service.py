@@ -25,7 +25,7 @@ from runtime.speech.request import SpeechRequest
 from runtime.speech.synthesis import queue_depth
 from runtime.speech.voices import VoiceCatalog
 from storage.cache import AudioCache
-from storage.models import ACTIVE_STATES, FAILED, QUEUED, SUCCEEDED, Job, utcnow
+from storage.models import ACTIVE_STATES, FAILED, QUEUED, SUCCEEDED, Job, JobState, job_state, utcnow
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,17 @@ class SpeechService:
         A job already succeeded (cache hit between checks) comes back with status ``succeeded``.
         ``caller`` (``runtime.callers.caller_of``) is who asked: per-caller fairness counts against it."""
         key = self.key(req)
-        for _ in range(5):
-            active = Job.get_or_none((Job.key == key) & (Job.status.in_(ACTIVE_STATES)))
-            if active is not None:
-                return active, False
-            if self.cache.exists(key, req.format):
-                return self.record_hit(req, key), False
+        chunks = chunk_count(plan(req.text, req.voice.language))
+        for attempt in range(5):
+            if attempt:  # the job could not be created: one for this key is unfinished, or just finished
+                active = Job.get_or_none((Job.key == key) & (Job.status.in_(ACTIVE_STATES)))
+                if active is not None:
+                    return active, False
+                if self.cache.exists(key, req.format):
+                    return self.record_hit(req, key), False
             self._admit(caller)
-            chunks = chunk_count(plan(req.text, req.voice.language))
             try:
+                # At most one unfinished job per key (a partial unique index): creating it is the check.
                 job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,
                                  format=req.format, speed=req.speed, created_at=utcnow(), chunks_total=chunks,
                                  caller=caller or None)
@@ -122,13 +124,20 @@ class SpeechService:
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """Wait up to ``timeout_s`` seconds for the job to finish; returns its latest state."""
+        await self.wait_state(job_id, timeout_s)
+        return await run_in_threadpool(Job.get_by_id, job_id)
+
+    async def wait_state(self, job_id: str, timeout_s: float) -> JobState:
+        """Wait up to ``timeout_s`` seconds for the job to finish; returns its latest status and audio."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self.events.subscribe(job_id) as finished:
             while True:
-                job = await run_in_threadpool(Job.get_by_id, job_id)
+                state = await run_in_threadpool(job_state, job_id)
+                if state is None:
+                    raise SynthesisFailed(f"job {job_id} no longer exists")
                 remaining = deadline - time.monotonic()
-                if job.status not in ACTIVE_STATES or remaining <= 0:
-                    return job
+                if state.status not in ACTIVE_STATES or remaining <= 0:
+                    return state
                 try:
                     await asyncio.wait_for(finished.wait(), timeout=min(remaining, self.POLL_S))
                 except TimeoutError:
@@ -143,10 +152,10 @@ class SpeechService:
         job, _ = await run_in_threadpool(self.submit, req, caller)
         return await self.outcome(job, timeout_s)
 
-    async def outcome(self, job: Job, timeout_s: float) -> Rendered:
+    async def outcome(self, job: Job | JobState, timeout_s: float) -> Rendered:
         """Wait for a submitted job and return its audio, or raise its failure or a timeout."""
         if job.status != SUCCEEDED:
-            job = await self.wait(job.id, timeout_s)
+            job = await self.wait_state(job.id, timeout_s)
         if job.status == SUCCEEDED:
             return Rendered(job.audio_key, job.format, job.engine, job.fallback, cache_hit=job.from_cache,
                             job_id=job.id)

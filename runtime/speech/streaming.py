@@ -26,13 +26,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from runtime.errors import ApiError, StreamAborted, SynthesisFailed, Timeout
-from runtime.speech.audio import CONTENT_TYPES, Pcm, decode_wav, resample, stream_encoder_args
+from runtime.speech.audio import (
+    CONTENT_TYPES,
+    PCM_RATE,
+    Pcm,
+    PcmResampler,
+    decode_wav,
+    resample,
+    stream_encoder_args,
+    wav_stream_header,
+)
 from runtime.speech.engines import Voice
 from runtime.speech.plan import Item, chunk_key, plan
 from runtime.speech.request import SpeechRequest
 from runtime.speech.responses import engine_headers
 from runtime.speech.service import Rendered, SpeechService
-from storage.models import FAILED, SUCCEEDED, Job
+from storage.models import FAILED, SUCCEEDED, JobState, job_state
 
 SSE_FILE_PIECE = 32 * 1024  # bytes of a cached file per SSE delta
 
@@ -67,6 +76,7 @@ class ChunkFollower:
         self.wait_s = wait_s
         self.chain: list[Voice] = service.catalog.chain(req.voice)
         self._plans: dict[str, tuple[list[_Chunk], float]] = {}
+        self._voice: Voice | None = None  # the voice the job spoke with when last looked at
 
     def chunks(self, voice: Voice) -> tuple[list[_Chunk], float]:
         """The chunks this voice's synthesis caches, each with the pause before it, and the trailing pause."""
@@ -81,7 +91,7 @@ class ChunkFollower:
             self._plans[voice.id] = (chunks, pause)
         return self._plans[voice.id]
 
-    def _voice_for(self, job: Job) -> Voice:
+    def _voice_for(self, job: JobState) -> Voice:
         """The voice the job speaks with now (the first of the chain until the worker starts)."""
         return next((v for v in self.chain if v.id == job.speaking_voice), self.chain[0])
 
@@ -95,32 +105,62 @@ class ChunkFollower:
         except (FileNotFoundError, ValueError, EOFError, wave.Error):
             return None  # not there yet (files appear whole: written to a temp file, then renamed)
 
+    def _poll(self, n: int) -> tuple[JobState, Voice, Pcm | None]:
+        """The job as it is now, the voice it speaks with, and its chunk ``n`` if that is cached (one trip
+        to a worker thread per look)."""
+        job = job_state(self.job_id)
+        if job is None:
+            raise SynthesisFailed(f"job {self.job_id} no longer exists")
+        voice = self._voice_for(job)
+        chunks, _ = self.chunks(voice)
+        return job, voice, self._read(voice, chunks[n]) if n < len(chunks) else None
+
     async def chunk(self, n: int) -> tuple[float, Pcm, Voice] | None:
         """Chunk ``n`` (pause before it, audio, voice that spoke), waiting for it; None after the last."""
         deadline = time.monotonic() + self.wait_s
         with self.service.events.subscribe(self.job_id) as woken:
+            look = self._voice is None or self._landed(n)
             while True:
-                job = await run_in_threadpool(Job.get_by_id, self.job_id)
-                voice = self._voice_for(job)
+                if not look:  # not there yet for the voice in use: wait for the worker's word first
+                    look = True
+                    await self._wake(woken, deadline)
+                    continue
+                job, voice, pcm = await run_in_threadpool(self._poll, n)
+                self._voice = voice
                 chunks, _ = self.chunks(voice)
                 if n >= len(chunks):
                     return None
-                pcm = await run_in_threadpool(self._read, voice, chunks[n])
                 if pcm is not None:
                     return chunks[n].pause_before_s, pcm, voice
                 if job.status == FAILED:
                     raise SynthesisFailed(f"synthesis failed: {job.error}")
                 if job.status == SUCCEEDED:
                     raise _NoChunks()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if time.monotonic() >= deadline:
                     raise Timeout(f"no audio for part {n + 1} of job {self.job_id} after {self.wait_s:.0f}s; the "
                                   f"job goes on: GET /api/jobs/{self.job_id}", code="synthesis_timeout")
-                try:
-                    await asyncio.wait_for(woken.wait(), timeout=min(remaining, self.service.POLL_S))
-                except TimeoutError:
-                    pass
-                woken.clear()
+                await self._wake(woken, deadline)
+
+    def _landed(self, n: int) -> bool:
+        """Whether chunk ``n`` of the voice in use is on disk (a stat: no trip to a thread, no query)."""
+        chunks, _ = self.chunks(self._voice)
+        if n >= len(chunks):
+            return True
+        engine = self.service.engines.get(self._voice.engine)
+        if engine is None:
+            return True
+        key = chunk_key(self._voice.engine, engine.identity(), self._voice.name, chunks[n].item, self.req.speed)
+        return self.service.cache.exists(key, "wav")
+
+    async def _wake(self, woken: asyncio.Event, deadline: float) -> None:
+        """Until the worker announces a chunk (or the job's end), at most ``POLL_S`` (a lost announcement
+        costs latency, never a hung stream)."""
+        try:
+            await asyncio.wait_for(woken.wait(), timeout=max(0.0, min(deadline - time.monotonic(),
+                                                                      self.service.POLL_S)))
+        except TimeoutError:
+            pass
+        woken.clear()
 
     async def pcm(self, stream: LiveStream, rate: int) -> AsyncIterator[bytes]:
         """s16le samples at ``rate``: the first chunk (already read), then the rest as they land."""
@@ -168,6 +208,23 @@ async def open_stream(service: SpeechService, req: SpeechRequest, timeout_s: flo
 
 
 async def encode_stream(pcm: AsyncIterator[bytes], fmt: str, rate: int) -> AsyncIterator[bytes]:
+    """Encode s16le PCM into ``fmt`` as it comes: WAV and raw PCM in-process (a header, a resampler), the
+    compressed formats with one ffmpeg process per stream."""
+    if fmt == "wav":
+        yield wav_stream_header(rate)
+        async for samples in pcm:
+            yield samples
+        return
+    if fmt == "pcm":
+        resampler = PcmResampler(rate, PCM_RATE)
+        async for samples in pcm:
+            yield resampler(samples)
+        return
+    async for data in _ffmpeg_stream(pcm, fmt, rate):
+        yield data
+
+
+async def _ffmpeg_stream(pcm: AsyncIterator[bytes], fmt: str, rate: int) -> AsyncIterator[bytes]:
     """Encode s16le PCM into ``fmt`` with one ffmpeg process, yielding its output as it comes."""
     proc = await asyncio.create_subprocess_exec(*stream_encoder_args(fmt, rate), stdin=asyncio.subprocess.PIPE,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)

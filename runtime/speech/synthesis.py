@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import wave
+from collections.abc import Callable
 
 from dramatiq.middleware import Interrupt
 from loguru import logger
@@ -17,6 +18,7 @@ from peewee import fn
 from runtime.speech.audio import Pcm, decode_wav, encode
 from runtime.speech.breakers import CircuitOpen, EngineBreakers
 from runtime.speech.engines import Engine, EngineError, Voice
+from runtime.speech.engines.base import Pending
 from runtime.speech.plan import chunk_count, chunk_key, chunk_speed, plan
 from runtime.speech.request import SpeechRequest
 from runtime.speech.ssml import is_ssml
@@ -24,6 +26,30 @@ from runtime.speech.voices import VoiceCatalog
 from runtime.workers import Liveness
 from storage.cache import AudioCache
 from storage.models import FAILED, QUEUED, RUNNING, SUCCEEDED, CacheEntry, Job, utcnow
+
+LOOK_AHEAD_CHUNKS = 4  # how far a job looks for its next sentence to queue ahead
+PROGRESS_EVERY_S = 0.5  # a job's progress row is written at most this often (and when it ends)
+
+
+class _Progress:
+    """Writes a job's progress (chunks done, chunks from the cache) at most every ``PROGRESS_EVERY_S``:
+    a row update per sentence cost more Python (query building) than the rest of the job's bookkeeping."""
+
+    def __init__(self, write: Callable[[int, int], None]) -> None:
+        self._write = write
+        self._last = 0.0
+        self._unwritten: tuple[int, int] | None = None
+
+    def __call__(self, done: int, cached: int, final: bool = False) -> None:
+        self._unwritten = (done, cached)
+        if final or time.monotonic() - self._last >= PROGRESS_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._unwritten is not None:
+            self._write(*self._unwritten)
+            self._unwritten = None
+            self._last = time.monotonic()
 
 
 class Synthesizer:
@@ -46,8 +72,11 @@ class Synthesizer:
             return
         if job.status == RUNNING and self.liveness.is_alive(job.worker_id):
             return
+        # Claiming also says which voice speaks (the requested one; a fallback updates it): a streaming
+        # response follows that voice's chunks.
         claimed = (Job.update(status=RUNNING, worker_id=self.worker_id, started_at=utcnow(),
-                              attempts=Job.attempts + 1)
+                              attempts=Job.attempts + 1, engine=job.voice.partition(":")[0],
+                              speaking_voice=job.voice, fallback=False)
                    .where((Job.id == job_id) & (Job.status == job.status)
                           & ((Job.worker_id == job.worker_id) if job.worker_id else Job.worker_id.is_null()))
                    .execute())
@@ -83,12 +112,12 @@ class Synthesizer:
             if self.cache.exists(key, job.format):
                 self._succeed(job, key, candidate.engine, position > 0, from_cache=True)
                 return
-            # Which engine is speaking now: a streaming response follows this engine's chunks.
-            Job.update(engine=candidate.engine, speaking_voice=candidate.id, fallback=position > 0).where(
-                (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
+            if candidate.id != job.voice:  # a fallback speaks now: streaming responses follow its chunks
+                Job.update(engine=candidate.engine, speaking_voice=candidate.id, fallback=position > 0).where(
+                    (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
             start = time.perf_counter()
             try:
-                pcm = self.breakers.call(candidate.engine, self._speak, job, engine, candidate)
+                pcm, whole = self.breakers.call(candidate.engine, self._speak, job, engine, candidate)
             except CircuitOpen:
                 errors.append(f"engine {candidate.engine} skipped: its circuit is open after repeated failures")
                 logger.info("job {}: engine {} skipped (circuit open)", job.id, candidate.engine)
@@ -100,60 +129,112 @@ class Synthesizer:
             self._store(key, job.format, encode(pcm, job.format), candidate, pcm.seconds)
             logger.info("job {} synthesised by {} in {:.3f}s ({:.2f}s audio)", job.id, candidate.engine,
                         time.perf_counter() - start, pcm.seconds)
-            self._succeed(job, key, candidate.engine, position > 0, from_cache=False, seconds=pcm.seconds)
+            self._succeed(job, key, candidate.engine, position > 0, from_cache=False, seconds=pcm.seconds,
+                          whole=whole)
             return
         raise EngineError("every engine failed: " + "; ".join(errors))
 
-    def _speak(self, job: Job, engine: Engine, voice: Voice) -> Pcm:
+    def _speak(self, job: Job, engine: Engine, voice: Voice) -> tuple[Pcm, bool]:
         """The job's audio from ``engine``: one synthesis for one plain sentence; otherwise chunk by chunk
         (sentences; SSML segments with their own rate and breaks), each chunk cached on its own so texts
-        that share sentences reuse them, stitched with short fades and pauses. Progress goes to the job row."""
+        that share sentences reuse them, stitched with short fades and pauses. Progress goes to the job row.
+        Returns the audio and whether it was synthesised in one piece (its progress is written on success)."""
         items = plan(job.text, voice.language)
         total = chunk_count(items)
         if total == 1 and not is_ssml(job.text):
-            pcm = engine.synthesize(job.text, voice.name, job.speed)
-            self._progress(job, 1, 1, 0)
-            return pcm
+            return engine.synthesize(job.text, voice.name, job.speed), True
         model = engine.identity()
+        chunks = [(item, chunk_key(voice.engine, model, voice.name, item, job.speed)) for item in items if item.text]
+        ahead: dict[int, Pending] = {}  # chunk number -> synthesis asked for before its turn
+
+        def ask(n: int) -> Pending:
+            item = chunks[n][0]
+            return engine.submit(item.text, voice.name, chunk_speed(item, job.speed))
+
+        def look_ahead(n: int) -> None:
+            """Keep the next sentence that is not cached queued (one at most, looking a few sentences
+            ahead), so the engine never idles while this thread stores the last one and updates the job.
+            A sentence said earlier in the text is skipped: it will be in the cache by its turn."""
+            if ahead:
+                return
+            earlier = {key for _, key in chunks[max(0, n - 1):n]}
+            for m in range(n, min(len(chunks), n + LOOK_AHEAD_CHUNKS)):
+                key = chunks[m][1]
+                if key not in earlier and not self.cache.exists(key, "wav"):
+                    ahead[m] = ask(m)
+                    return
+                earlier.add(key)
+
         parts: list[Pcm | float] = []
         done = cached = 0
-        for item in items:
-            if not item.text:
-                parts.append(item.pause_s)
-                continue
-            key = chunk_key(voice.engine, model, voice.name, item, job.speed)
-            try:
-                part = decode_wav(self.cache.path(key, "wav").read_bytes())
-                cached += 1
-            except (FileNotFoundError, ValueError, EOFError, wave.Error):  # missing or unreadable: synthesise
-                part = engine.synthesize(item.text, voice.name, chunk_speed(item, job.speed))
-                self._store(key, "wav", encode(part, "wav"), voice, part.seconds)
-            parts.append(part.faded())
-            done += 1
-            self._progress(job, total, done, cached)
-        return Pcm.concat(parts)
+        rows: list[dict] = []  # index rows of the sentences synthesised, written together at the end
+        progress = _Progress(lambda d, c: self._progress(job, total, d, c))
+        try:
+            for item in items:
+                if not item.text:
+                    parts.append(item.pause_s)
+                    continue
+                key = chunks[done][1]
+                pending = ahead.pop(done, None)
+                part = None if pending is not None else self._cached_chunk(key)
+                if part is None and pending is None:
+                    pending = ask(done)
+                look_ahead(done + 1)
+                if part is None:
+                    part = pending.result()
+                    rows.append(self._write(key, "wav", encode(part, "wav"), voice, part.seconds, durable=False))
+                else:
+                    cached += 1
+                parts.append(part.faded())
+                done += 1
+                progress(done, cached, final=done == total)
+                self.publish(job.id)  # wakes streaming responses that wait for this chunk
+        finally:
+            for pending in ahead.values():  # the job failed or gave up: no work for nobody
+                pending.cancel()
+            progress.flush()
+            self._index(rows)
+        return Pcm.concat(parts), False
+
+    def _cached_chunk(self, key: str) -> Pcm | None:
+        """A sentence already synthesised, or None when it is missing or unreadable (synthesise it again)."""
+        try:
+            return decode_wav(self.cache.path(key, "wav").read_bytes())
+        except (FileNotFoundError, ValueError, EOFError, wave.Error):
+            return None
 
     def _progress(self, job: Job, total: int, done: int, cached: int) -> None:
         Job.update(chunks_total=total, chunks_done=done, chunks_cached=cached).where(
             (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
-        self.publish(job.id)  # wakes streaming responses that wait for this chunk
 
     def _store(self, key: str, fmt: str, data: bytes, voice: Voice, seconds: float) -> None:
-        """Write a cache file atomically and index it."""
-        self.cache.write(key, fmt, data)
+        """Write a cache file atomically (with fsync) and index it."""
+        self._index([self._write(key, fmt, data, voice, seconds)])
+
+    def _write(self, key: str, fmt: str, data: bytes, voice: Voice, seconds: float, durable: bool = True) -> dict:
+        """Write a cache file atomically; returns its index row."""
+        self.cache.write(key, fmt, data, durable)
         now = utcnow()
-        CacheEntry.insert(key=key, format=fmt, path=self.cache.relpath(key, fmt), size_bytes=len(data),
-                          engine=voice.engine, voice=voice.id, audio_seconds=seconds, created_at=now,
-                          last_access_at=now).on_conflict(
-            conflict_target=[CacheEntry.key], update={CacheEntry.last_access_at: now}).execute()
+        return {"key": key, "format": fmt, "path": self.cache.relpath(key, fmt), "size_bytes": len(data),
+                "engine": voice.engine, "voice": voice.id, "audio_seconds": seconds, "created_at": now,
+                "last_access_at": now}
+
+    @staticmethod
+    def _index(rows: list[dict]) -> None:
+        """Index cache files, one statement for all of them (a file already indexed counts as used now)."""
+        if rows:
+            CacheEntry.insert_many(rows).on_conflict(
+                conflict_target=[CacheEntry.key], update={CacheEntry.last_access_at: utcnow()}).execute()
 
     def _succeed(self, job: Job, key: str, engine: str, fallback: bool, *, from_cache: bool,
-                 seconds: float | None = None) -> None:
+                 seconds: float | None = None, whole: bool = False) -> None:
+        """Record the job's audio. ``whole``: it was synthesised in one piece (no chunk progress was written)."""
         if seconds is None:
             entry = CacheEntry.get_or_none(CacheEntry.key == key)
             seconds = entry.audio_seconds if entry else None
+        progress = {"chunks_total": 1, "chunks_done": 1, "chunks_cached": 0} if whole else {}
         Job.update(status=SUCCEEDED, audio_key=key, engine=engine, fallback=fallback, from_cache=from_cache,
-                   finished_at=utcnow(), audio_seconds=seconds, error=None).where(
+                   finished_at=utcnow(), audio_seconds=seconds, error=None, **progress).where(
             (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
 
 

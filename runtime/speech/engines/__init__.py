@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.settings import Settings
+from runtime.settings import ISOLATED_ENGINES, Settings
 from runtime.speech.engines.base import CANARY_TEXT, Engine, EngineError, ProbeResult, Voice
 
 
@@ -43,6 +43,25 @@ FACTORIES: dict[str, Callable[[Settings], Engine]] = {"piper": _piper, "espeak":
                                                      "external": _external}
 
 
+def build_engine(name: str, settings: Settings) -> Engine:
+    """One engine, not loaded (also how an engine's worker process builds its own copy)."""
+    engine = FACTORIES[name](settings)
+    engine.deadline_s = settings.deadline_for(name)
+    return engine
+
+
+def isolate_engines(engines: dict[str, Engine], settings: Settings) -> dict[str, Engine]:
+    """With ``ENGINE_ISOLATION=process`` (the default), the engines that run native code synthesise in their
+    own worker processes (``runtime.speech.engines.isolated``); the external HTTP engine stays in-process."""
+    if settings.engine_isolation != "process":
+        return engines
+    from runtime.speech.engines.isolated import ProcessIsolated
+
+    return {name: ProcessIsolated(engine, "runtime.speech.engines:build_engine", (name, settings),
+                                  settings.processes_for(name), settings.log_level, settings.log_json)
+            if name in ISOLATED_ENGINES else engine for name, engine in engines.items()}
+
+
 def build_engines(settings: Settings, disabled: dict[str, str] | None = None) -> dict[str, Engine]:
     """Instantiate the engines ``ENGINES`` names, in order. Cheap: models are loaded by ``load()``.
 
@@ -68,8 +87,7 @@ def build_engines(settings: Settings, disabled: dict[str, str] | None = None) ->
         if name not in FACTORIES:
             raise ValueError(f"unknown engine {name!r} in ENGINES; known: {', '.join(FACTORIES)}")
         try:
-            engine = FACTORIES[name](settings)
-            engine.deadline_s = settings.deadline_for(name)
+            engine = build_engine(name, settings)
             if listed is not None:
                 manifest.verify(engine, listed, manifest_path)
             engines[name] = engine
@@ -81,4 +99,5 @@ def build_engines(settings: Settings, disabled: dict[str, str] | None = None) ->
     return engines
 
 
-__all__ = ["CANARY_TEXT", "Engine", "EngineError", "ProbeResult", "Voice", "build_engines"]
+__all__ = ["CANARY_TEXT", "Engine", "EngineError", "ProbeResult", "Voice", "build_engine", "build_engines",
+           "isolate_engines"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,20 @@ class ProbeResult:
     ok: bool
     latency_s: float
     error: str = ""
+
+
+class Pending:
+    """A synthesis asked for: ``result()`` waits for its audio (raises EngineError), ``cancel()`` gives it up.
+    This one runs in the thread that asks for the result; engines with worker processes start at once."""
+
+    def __init__(self, run: Callable[[], Pcm]) -> None:
+        self._run = run
+
+    def result(self) -> Pcm:
+        return self._run()
+
+    def cancel(self) -> None:
+        return None
 
 
 class Engine(ABC):
@@ -92,6 +107,11 @@ class Engine(ABC):
             pcm = time_stretch(pcm, speed / native)
         return pcm
 
+    def submit(self, text: str, voice: str, speed: float = 1.0) -> Pending:
+        """``synthesize`` asked for ahead of time: a job keeps its next sentence queued while it stores the
+        last one, so an engine with worker processes never waits for the job's bookkeeping."""
+        return Pending(lambda: self.synthesize(text, voice, speed))
+
     def _call_with_deadline(self, text: str, voice: str, speed: float) -> Pcm:
         """``_synthesize`` in its own daemon thread, given up after ``deadline_s``: a hung engine call
         cannot be stopped from Python, but the job moves on to the next engine, and the circuit breaker
@@ -113,6 +133,10 @@ class Engine(ABC):
         if not ok:
             raise value
         return value
+
+    def close(self) -> None:
+        """Release what ``load`` started (worker processes). The in-process engines have nothing to do."""
+        return None
 
     def probe(self) -> ProbeResult:
         """Synthesise a short canary phrase with the first voice."""

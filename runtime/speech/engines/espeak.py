@@ -104,6 +104,7 @@ class EspeakEngine(Engine):
     def __init__(self) -> None:
         self._lib: _Library | None = None
         self._voices: list[Voice] | None = None
+        self._identity: str | None = None
 
     def voices(self) -> list[Voice]:
         if self._voices is None:
@@ -114,7 +115,9 @@ class EspeakEngine(Engine):
         return self._voices
 
     def identity(self) -> str:
-        return f"espeakng-loader {version('espeakng-loader')}"
+        if self._identity is None:
+            self._identity = f"espeakng-loader {version('espeakng-loader')}"  # (a metadata read: not per call)
+        return self._identity
 
     @property
     def loaded(self) -> bool:

@@ -1,0 +1,176 @@
+"""An engine whose syntheses run in a pool of worker processes (pebble), so a call given up at its deadline
+is really ended: the process running it is killed and a fresh one takes its place, with its own copy of
+the engine's native state (eSpeak NG's global lock, Piper's phonemiser, torch's thread pools).
+
+A synthesis that hangs in native code cannot be stopped from a Python thread: an abandoned thread keeps
+whatever lock it holds (eSpeak NG serialises its library) and keeps a core busy. In a worker process it
+costs only that process. The same isolation keeps a crash in native code (a segfault) from taking the
+service down: the pool reports the dead process as a failed synthesis, the fallback engine answers, and
+a new process loads the model.
+
+Each process holds one copy of the model and runs one synthesis at a time, so ``processes`` is the
+engine's parallelism. Metadata (voices, identity, model files) stays in the parent, read from a local,
+never-loaded instance of the engine. Children are started with ``spawn``: the parent runs threads (web
+loop, Dramatiq workers), and forking a threaded process is unsafe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import threading
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+from loguru import logger
+
+from runtime.speech.audio import Pcm
+from runtime.speech.engines.base import Engine, EngineError, Pending, Voice
+
+_POLL_S = 0.25  # the waiting thread wakes this often, so Dramatiq's time limit can interrupt it
+
+# In a worker process: the one engine this process exists to run, or why it could not be loaded.
+_child: dict[str, object] = {}
+
+
+def _resolve(spec: str):
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _child_init(factory: str, args: tuple, log_level: str, log_json: bool) -> None:
+    """Build and load the engine in a new worker process. Never raises: pebble would restart a process
+    whose initializer fails, forever; the error is kept and every task reports it instead."""
+    try:
+        from runtime import logging as runtime_logging
+
+        runtime_logging.setup(log_level, log_json)
+        engine = _resolve(factory)(*args)
+        engine.deadline_s = 0.0  # the parent enforces the deadline by ending this process
+        engine.load()
+        _child["engine"] = engine
+    except BaseException as exc:
+        _child["error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _child_synthesize(text: str, voice: str, speed: float) -> Pcm:
+    engine = _child.get("engine")
+    if engine is None:
+        raise EngineError(f"the engine could not be loaded in its worker process: {_child.get('error')}")
+    return engine.synthesize(text, voice, speed)
+
+
+def _child_ready() -> bool:
+    if "engine" not in _child:
+        raise EngineError(f"the engine could not be loaded in its worker process: {_child.get('error')}")
+    return True
+
+
+class ProcessIsolated(Engine):
+    """``inner``'s voices and identity, with synthesis in ``processes`` worker processes, each built by
+    ``factory`` (``"module:function"``, called with ``args``) and loaded once."""
+
+    def __init__(self, inner: Engine, factory: str, args: tuple = (), processes: int = 1,
+                 log_level: str = "INFO", log_json: bool = True) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.speed_range = inner.speed_range
+        self.deadline_s = inner.deadline_s
+        self.processes = max(1, processes)
+        self._factory = factory
+        self._args = args
+        self._log = (log_level, log_json)
+        self._pool = None
+        self._ready = False
+        self._lock = threading.Lock()
+
+    # --- metadata: the parent's own instance, never loaded -------------------------------------------
+
+    def voices(self) -> list[Voice]:
+        return self.inner.voices()
+
+    def identity(self) -> str:
+        return self.inner.identity()
+
+    def model_files(self) -> list[Path]:
+        return self.inner.model_files()
+
+    # --- synthesis in the pool --------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._ready
+
+    def load(self) -> None:
+        """Start the worker processes and wait until one has loaded the model (the others load alongside).
+        Raises EngineError when the model cannot be loaded."""
+        with self._lock:
+            if self._pool is None:
+                from pebble import ProcessPool
+
+                self._pool = ProcessPool(max_workers=self.processes, initializer=_child_init,
+                                         initargs=(self._factory, self._args, *self._log),
+                                         context=multiprocessing.get_context("spawn"))
+        if not self._ready:
+            self._wait(self._pool.schedule(_child_ready), None)
+            self._ready = True
+
+    def _synthesize(self, text: str, voice: str, speed: float) -> Pcm:
+        return self.synthesize(text, voice, speed)
+
+    def synthesize(self, text: str, voice: str, speed: float = 1.0) -> Pcm:
+        """One synthesis in a worker process, ended with the process after ``deadline_s`` (0: none)."""
+        return self.submit(text, voice, speed).result()
+
+    def submit(self, text: str, voice: str, speed: float = 1.0) -> Pending:
+        """Queue a synthesis for the next free worker process (the deadline counts from when it starts)."""
+        if self._pool is None:
+            self.load()
+        future = self._pool.schedule(_child_synthesize, args=(text, voice, speed),
+                                     timeout=self.deadline_s or None)
+        pending = Pending(lambda: self._wait(future, self.deadline_s))
+        pending.cancel = future.cancel  # a running task's process is ended
+        return pending
+
+    def _wait(self, future, deadline_s: float | None):
+        """The future's result, polling so that an asynchronous exception (Dramatiq's time limit) reaches
+        this thread; the task is cancelled (its process ended) if this thread gives up waiting."""
+        from pebble import ProcessExpired
+
+        try:
+            while True:
+                try:
+                    return future.result(timeout=_POLL_S)
+                except FutureTimeout as exc:
+                    if future.done() and isinstance(future.exception(), TimeoutError):
+                        # pebble's own timeout: it has ended the process that ran the task
+                        raise EngineError(f"{self.name} took longer than its deadline of {deadline_s:g}s; its "
+                                          f"worker process was ended and a new one is starting") from exc
+                    # still running (poll again), or finished just now (the next poll returns its result)
+        except ProcessExpired as exc:
+            raise EngineError(f"{self.name}'s worker process died (exit code {exc.exitcode}); a new one is "
+                              f"starting") from exc
+        except CancelledError as exc:
+            raise EngineError(f"{self.name}'s synthesis was cancelled") from exc
+        except (EngineError, OSError):
+            raise
+        except BaseException:
+            future.cancel()  # the job gave up (time limit, shutdown): end the process running it
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool, self._ready = self._pool, None, False
+        if pool is not None:
+            pool.stop()
+            pool.join(timeout=10)
+
+
+def isolate(engine: Engine, factory: str, args: tuple, processes: int, log_level: str,
+            log_json: bool) -> ProcessIsolated:
+    logger.info("engine {}: synthesis in {} worker process(es)", engine.name, processes)
+    return ProcessIsolated(engine, factory, args, processes, log_level, log_json)
+
+
+__all__ = ["ProcessIsolated", "isolate"]

@@ -1,0 +1,136 @@
+"""Engines in worker processes (``ENGINE_ISOLATION=process``, the default): a synthesis given up at its
+deadline is really ended with its process, a crash in native code costs one synthesis, and the processes
+synthesise in parallel. The engine is real eSpeak NG made to hang or crash in native code on cue
+(``tests/isolation_engines.py``)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.speech.engines import EngineError
+from runtime.speech.engines.isolated import ProcessIsolated
+from tests.isolation_engines import MisbehavingEspeak
+
+
+def _pids(record_dir: Path) -> set[int]:
+    return {int(p.name) for p in record_dir.iterdir()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not alive either
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture()
+def isolated(tmp_path):
+    engines: list[ProcessIsolated] = []
+
+    def make(processes: int = 1, deadline_s: float = 2.0) -> ProcessIsolated:
+        inner = MisbehavingEspeak(str(tmp_path))
+        inner.deadline_s = deadline_s
+        engine = ProcessIsolated(inner, "tests.isolation_engines:misbehaving_espeak", (str(tmp_path),), processes)
+        engine.load()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+def test_a_call_hung_in_native_code_is_ended_with_its_process(isolated, tmp_path):
+    engine = isolated(processes=1, deadline_s=1.0)
+    assert engine.synthesize("Before the hang.", "en-us").seconds > 0.5
+    start = time.monotonic()
+    with pytest.raises(EngineError, match=r"longer than its deadline of 1s; its worker process was ended"):
+        engine.synthesize("hang", "en-us")
+    assert time.monotonic() - start < 5
+    hung = next(int(p.name) for p in tmp_path.iterdir() if "start hang" in p.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(hung) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(hung), "the process stuck in native code is still running"
+    # eSpeak NG's library lock went with the process: the next call speaks (in a fresh process)
+    after = engine.synthesize("After the hang, eSpeak speaks again.", "en-us")
+    assert after.seconds > 1.0 and after.peak() > 3000
+    assert len(_pids(tmp_path)) == 2
+
+
+def test_in_a_thread_a_hung_call_keeps_the_lock_and_blocks_the_next_one():
+    """Why: the same hang with thread isolation (the in-process engine with its deadline thread) leaves the
+    abandoned thread holding eSpeak's global lock, and the next call fails too."""
+    engine = MisbehavingEspeak(str(Path("/nonexistent")))
+    engine._record = lambda line: None
+    engine.deadline_s = 0.5
+    engine.load()
+    with pytest.raises(EngineError, match="deadline"):
+        engine.synthesize("hang 3", "en-us")
+    with pytest.raises(EngineError, match="deadline"):
+        engine.synthesize("An innocent sentence.", "en-us")
+    from runtime.speech.engines.espeak import _Library
+
+    assert _Library.lock.acquire(timeout=10)  # (the hang ends after 3 s; leave the lock free for others)
+    _Library.lock.release()
+
+
+def test_a_crash_in_native_code_fails_one_synthesis_and_the_next_one_works(isolated):
+    engine = isolated(processes=1)
+    with pytest.raises(EngineError, match=r"worker process died \(exit code -6\)"):
+        engine.synthesize("crash", "en-us")
+    assert engine.synthesize("Still here afterwards.", "en-us").peak() > 3000
+
+
+def test_worker_processes_synthesise_in_parallel(isolated, tmp_path):
+    engine = isolated(processes=2)
+    results: list[float] = []
+    texts = ["slow first sentence to speak.", "slow second sentence to speak."]
+    threads = [threading.Thread(target=lambda t=t: results.append(engine.synthesize(t, "en-us").seconds))
+               for t in texts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2 and min(results) > 1.0
+    spans: dict[str, tuple[int, float, float]] = {}
+    for log in tmp_path.iterdir():
+        for line in log.read_text().splitlines():
+            stamp, what, text = line.split(" ", 2)
+            if text in texts:
+                pid, start, end = spans.get(text, (int(log.name), 0.0, 0.0))
+                spans[text] = (pid, float(stamp), end) if what == "start" else (pid, start, float(stamp))
+    (pid_a, start_a, end_a), (pid_b, start_b, end_b) = spans[texts[0]], spans[texts[1]]
+    assert pid_a != pid_b
+    assert start_a < end_b and start_b < end_a, f"the two syntheses did not overlap: {spans}"
+
+
+def test_an_engine_that_cannot_load_is_reported_once_not_restarted_forever(tmp_path):
+    inner = MisbehavingEspeak(str(tmp_path))
+    engine = ProcessIsolated(inner, "tests.isolation_engines:unloadable", ("no model file here",), processes=1)
+    try:
+        with pytest.raises(EngineError, match="could not be loaded in its worker process: RuntimeError: no model"):
+            engine.load()
+        assert not engine.loaded
+        with pytest.raises(EngineError, match="no model file here"):
+            engine.synthesize("Hello.", "en-us")
+        children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_child(p)]
+        assert len(children) == 1, children
+    finally:
+        engine.close()
+
+
+def _is_child(proc: Path) -> bool:
+    try:
+        stat = (proc / "stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"spawn_main" in (
+        proc / "cmdline").read_bytes()  # an engine worker (not multiprocessing's resource tracker)
