@@ -1,7 +1,7 @@
 # ef speech functions — one command to run, one to test. Both install what they need.
 #   make run    install and start the service on 127.0.0.1:8000 (embedded mode)
 #   make test   install everything (incl. redis-server, postgresql, chromium, docker-compose via apt as root), run the suite
-#   make lint   ruff;  make bench   benchmarks (needs nginx + wrk, installed via apt as root)
+#   make lint   ruff;  make bench   benchmarks (needs nginx, wrk, redis-server: installed via apt as root)
 #   make coqui  add the optional Coqui TTS engine (torch on the CPU, coqui-tts) to the venv
 
 PYTHON ?= python3
@@ -59,14 +59,14 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
 system-bench:
-	@$(call apt_install,nginx:nginx wrk:wrk)
+	@$(call apt_install,nginx:nginx wrk:wrk redis-server:redis-server)
 
 bench: system-bench $(VENV)/.installed-dev $(VENV)/.installed-coqui
 	$(BIN)/python -m bench.serve_cached
 	$(BIN)/python -m bench.synthesis_latency
 	$(BIN)/python -m bench.encoding_overhead
 	$(BIN)/python -m bench.stream_ttfb
-	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.throughput --redis
 	$(BIN)/python -m bench.worker_memory
 
 clean:

@@ -48,6 +48,34 @@ def need(binary: str) -> str:
     return path
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the service's engine worker processes)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of these processes together (``VmRSS``; shared library pages count once per process)."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
 def start_service(env: dict[str, str] | None = None) -> ServiceProcess:
     """The service in embedded mode, in its own process, JSON logs to a file (as in production)."""
     base = Path(tempfile.mkdtemp(prefix="ef-bench-"))

@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from bench.common import start_service
+from bench.common import process_tree, start_service
 from runtime.speech.engines.piper import PiperEngine
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it naps in the warm afternoon sun."
@@ -31,10 +31,11 @@ def main() -> None:
     engine.load()
     service = start_service()
     if args.cpu >= 0:
-        # Same core for both sides (every thread of the service, and this process), so the comparison is
+        # Same core for both sides (every thread of the service and of its engine worker processes, and
+        # this process), so the comparison is
         # not at the mercy of which core each process lands on.
-        subprocess.run(["taskset", "-a", "-cp", str(args.cpu), str(service.proc.pid)], check=True,
-                       capture_output=True)
+        for pid in process_tree(service.proc.pid):  # the service and its engine worker processes
+            subprocess.run(["taskset", "-a", "-cp", str(args.cpu), str(pid)], check=True, capture_output=True)
         os.sched_setaffinity(0, {args.cpu})
     try:
         with httpx.Client(base_url=service.url, timeout=120) as client:

@@ -1,12 +1,14 @@
-"""Memory of one service process per engine, after its model is loaded and it has synthesised a sentence:
-Piper (the packaged voice) and Coqui (the tiny VITS the tests build; needs `make coqui`), each beside
-eSpeak NG as the fallback, embedded mode (the web stack is in the figure too).
+"""Memory of one embedded-mode service per engine, after its models are loaded and it has synthesised a
+sentence: Piper (the packaged voice) and Coqui (the tiny VITS the tests build; needs `make coqui`), each
+beside eSpeak NG as the fallback. The service process (web stack, worker threads) and its engine worker
+processes (one per worker thread and engine, ``ENGINE_ISOLATION=process``), each counted, and the total.
 
     .venv/bin/python -m bench.worker_memory
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -14,24 +16,19 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import start_service
+from bench.common import process_tree, rss_mb, start_service
 from tests.test_coqui import BUILD
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def measure(env: dict[str, str], voice: str) -> float:
+def measure(env: dict[str, str], voice: str) -> tuple[float, list[float]]:
     service = start_service({**env, "DEFAULT_VOICE": voice})
     try:
         resp = httpx.post(service.url + "/v1/audio/speech", json={"input": "Measure me, please.",
                                                                   "response_format": "wav"}, timeout=120)
         assert resp.status_code == 200 and resp.headers["x-tts-engine"] == voice.split(":")[0], resp.headers
-        return rss_mb(service.proc.pid)
+        children = [pid for pid in process_tree(service.proc.pid) if pid != service.proc.pid
+                    and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        return rss_mb([service.proc.pid]), [rss_mb([pid]) for pid in children]
     finally:
         service.stop()
 
@@ -45,9 +42,11 @@ def main() -> None:
     rows.append(("coqui (tiny VITS) + espeak", measure({
         "ENGINES": "coqui,espeak", "COQUI_MODEL_PATH": str(model / "model.pth"),
         "COQUI_CONFIG_PATH": str(model / "config.json")}, "coqui:tiny-vits")))
-    print("service process RSS after loading and one synthesis (embedded mode, web stack included)")
-    for name, mb in rows:
-        print(f"  {name:28} {mb:7.0f} MB")
+    print(f"RSS after loading and one synthesis, embedded mode, {os.cpu_count()} cores (worker threads and engine "
+          f"processes per engine follow the core count)")
+    for name, (main_mb, children) in rows:
+        print(f"  {name:28} service {main_mb:5.0f} MB + {len(children)} engine processes "
+              f"({' + '.join(f'{mb:.0f}' for mb in children)} MB) = {main_mb + sum(children):6.0f} MB")
 
 
 if __name__ == "__main__":

@@ -138,3 +138,19 @@ def test_multi_speaker_multi_lingual_model_exposes_speakers_and_languages_as_voi
         assert len({alice.content, bob.content, alice_en.content}) == 3
     finally:
         proc.stop()
+
+
+def test_coqui_synthesises_in_parallel_in_its_worker_processes(tiny_vits, tmp_path):
+    """Coqui's model is not shared between threads (one synthesis at a time per copy); with
+    ``ENGINE_ISOLATION=process`` each worker process has its own copy, so two jobs speak at once."""
+    from runtime.speech.engines.isolated import ProcessIsolated
+    from tests.isolation_engines import RecordingCoqui, assert_spoken_in_parallel
+
+    args = (str(tmp_path), str(tiny_vits / "model.pth"), str(tiny_vits / "config.json"))
+    engine = ProcessIsolated(RecordingCoqui(*args), "tests.isolation_engines:recording_coqui", args, processes=2)
+    try:
+        engine.load()
+        texts = [" ".join(["first"] * 80) + ".", " ".join(["second"] * 80) + "."]  # long enough to overlap
+        assert_spoken_in_parallel(engine, texts, "tiny-vits", tmp_path, min_seconds=0.1)  # (noise: any length)
+    finally:
+        engine.close()

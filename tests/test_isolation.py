@@ -6,7 +6,6 @@ synthesise in parallel. The engine is real eSpeak NG made to hang or crash in na
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from runtime.speech.engines import EngineError
 from runtime.speech.engines.isolated import ProcessIsolated
-from tests.isolation_engines import MisbehavingEspeak
+from tests.isolation_engines import MisbehavingEspeak, assert_spoken_in_parallel
 
 
 def _pids(record_dir: Path) -> set[int]:
@@ -91,25 +90,8 @@ def test_a_crash_in_native_code_fails_one_synthesis_and_the_next_one_works(isola
 
 def test_worker_processes_synthesise_in_parallel(isolated, tmp_path):
     engine = isolated(processes=2)
-    results: list[float] = []
-    texts = ["slow first sentence to speak.", "slow second sentence to speak."]
-    threads = [threading.Thread(target=lambda t=t: results.append(engine.synthesize(t, "en-us").seconds))
-               for t in texts]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert len(results) == 2 and min(results) > 1.0
-    spans: dict[str, tuple[int, float, float]] = {}
-    for log in tmp_path.iterdir():
-        for line in log.read_text().splitlines():
-            stamp, what, text = line.split(" ", 2)
-            if text in texts:
-                pid, start, end = spans.get(text, (int(log.name), 0.0, 0.0))
-                spans[text] = (pid, float(stamp), end) if what == "start" else (pid, start, float(stamp))
-    (pid_a, start_a, end_a), (pid_b, start_b, end_b) = spans[texts[0]], spans[texts[1]]
-    assert pid_a != pid_b
-    assert start_a < end_b and start_b < end_a, f"the two syntheses did not overlap: {spans}"
+    assert_spoken_in_parallel(engine, ["slow first sentence to speak.", "slow second sentence to speak."], "en-us",
+                              tmp_path)
 
 
 def test_an_engine_that_cannot_load_is_reported_once_not_restarted_forever(tmp_path):

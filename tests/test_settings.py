@@ -34,6 +34,10 @@ def test_environment_values_are_typed():
     ({"VOICE_ALIASES": "alloy"}, "VOICE_ALIASES"),
     ({"JOB_TIMEOUT_S": "-3"}, "JOB_TIMEOUT_S"),
     ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ({"ENGINE_ISOLATION": "container"}, "ENGINE_ISOLATION"),
+    ({"ENGINE_PROCESSES": "piper=0"}, "ENGINE_PROCESSES"),
+    ({"ENGINE_PROCESSES": "external=2"}, "ENGINE_PROCESSES"),
+    ({"ENGINE_PROCESSES": "piper"}, "ENGINE_PROCESSES"),
 ])
 def test_bad_values_fail_fast_naming_the_variable(env, names):
     with pytest.raises(SettingsError, match=names):
@@ -72,14 +76,3 @@ def test_thread_layout_and_isolation_defaults(monkeypatch):
     s = Settings.from_env({"WORKER_THREADS": "3", "ENGINE_PROCESSES": "coqui=1"})
     assert s.engine_isolation == "process" and s.piper_threads == 1
     assert (s.processes_for("piper"), s.processes_for("espeak"), s.processes_for("coqui")) == (3, 3, 1)
-
-
-@pytest.mark.parametrize(("env", "names"), [
-    ({"ENGINE_ISOLATION": "container"}, "ENGINE_ISOLATION"),
-    ({"ENGINE_PROCESSES": "piper=0"}, "ENGINE_PROCESSES"),
-    ({"ENGINE_PROCESSES": "external=2"}, "ENGINE_PROCESSES"),
-    ({"ENGINE_PROCESSES": "piper"}, "ENGINE_PROCESSES"),
-])
-def test_bad_isolation_settings_fail_fast(env, names):
-    with pytest.raises(SettingsError, match=names):
-        Settings.from_env(env)

@@ -69,14 +69,22 @@ class SpeechService:
         ``caller`` (``runtime.callers.caller_of``) is who asked: per-caller fairness counts against it."""
         key = self.key(req)
         chunks = chunk_count(plan(req.text, req.voice.language))
+        active_job = (Job.key == key) & (Job.status.in_(ACTIVE_STATES))
         for attempt in range(5):
             if attempt:  # the job could not be created: one for this key is unfinished, or just finished
-                active = Job.get_or_none((Job.key == key) & (Job.status.in_(ACTIVE_STATES)))
+                active = Job.get_or_none(active_job)
                 if active is not None:
                     return active, False
                 if self.cache.exists(key, req.format):
                     return self.record_hit(req, key), False
-            self._admit(caller)
+            try:
+                self._admit(caller)
+            except ApiError:
+                # The queue is full, but a request identical to a waiting job shares it all the same.
+                active = Job.get_or_none(active_job)
+                if active is None:
+                    raise
+                return active, False
             try:
                 # At most one unfinished job per key (a partial unique index): creating it is the check.
                 job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -61,10 +63,13 @@ def _child_synthesize(text: str, voice: str, speed: float) -> Pcm:
     return engine.synthesize(text, voice, speed)
 
 
-def _child_ready() -> bool:
+def _child_ready(hold_s: float) -> int:
+    """This process's pid once its engine is loaded; held a moment, so that the other processes answer the
+    other readiness tasks of the round."""
     if "engine" not in _child:
         raise EngineError(f"the engine could not be loaded in its worker process: {_child.get('error')}")
-    return True
+    time.sleep(hold_s)
+    return os.getpid()
 
 
 class ProcessIsolated(Engine):
@@ -103,8 +108,8 @@ class ProcessIsolated(Engine):
         return self._ready
 
     def load(self) -> None:
-        """Start the worker processes and wait until one has loaded the model (the others load alongside).
-        Raises EngineError when the model cannot be loaded."""
+        """Start the worker processes and wait until each has loaded the model (in parallel). Raises
+        EngineError when the model cannot be loaded."""
         with self._lock:
             if self._pool is None:
                 from pebble import ProcessPool
@@ -113,7 +118,12 @@ class ProcessIsolated(Engine):
                                          initargs=(self._factory, self._args, *self._log),
                                          context=multiprocessing.get_context("spawn"))
         if not self._ready:
-            self._wait(self._pool.schedule(_child_ready), None)
+            # Every process has loaded its copy when each has answered a readiness task (the first loads
+            # are in parallel; until all are done the first requests would queue behind the slowest one).
+            seen: set[int] = set()
+            while len(seen) < self.processes:
+                futures = [self._pool.schedule(_child_ready, args=(0.05,)) for _ in range(self.processes)]
+                seen.update(self._wait(future, None) for future in futures)
             self._ready = True
 
     def _synthesize(self, text: str, voice: str, speed: float) -> Pcm:
