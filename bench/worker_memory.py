@@ -35,7 +35,11 @@ def measure(env: dict[str, str], voice: str) -> tuple[float, list[float]]:
 
 def main() -> None:
     rows = [("espeak only", measure({"ENGINES": "espeak"}, "espeak:en-us")),
-            ("piper + espeak", measure({"ENGINES": "piper,espeak"}, "piper:en_US-joe-medium"))]
+            ("piper + espeak", measure({"ENGINES": "piper,espeak"}, "piper:en_US-joe-medium")),
+            ("piper + espeak, espeak=1", measure({"ENGINES": "piper,espeak", "ENGINE_PROCESSES": "espeak=1"},
+                                                 "piper:en_US-joe-medium")),
+            ("piper + espeak, thread", measure({"ENGINES": "piper,espeak", "ENGINE_ISOLATION": "thread"},
+                                               "piper:en_US-joe-medium"))]
     model = Path(tempfile.mkdtemp(prefix="ef-coqui-")) / "tiny-vits"
     model.mkdir()
     subprocess.run([sys.executable, "-c", BUILD, str(model)], check=True, capture_output=True)
@@ -45,8 +49,9 @@ def main() -> None:
     print(f"RSS after loading and one synthesis, embedded mode, {os.cpu_count()} cores (worker threads and engine "
           f"processes per engine follow the core count)")
     for name, (main_mb, children) in rows:
-        print(f"  {name:28} service {main_mb:5.0f} MB + {len(children)} engine processes "
-              f"({' + '.join(f'{mb:.0f}' for mb in children)} MB) = {main_mb + sum(children):6.0f} MB")
+        parts = f" + {len(children)} engine processes ({' + '.join(f'{mb:.0f}' for mb in children)} MB)" \
+            if children else " (engines in-process)"
+        print(f"  {name:28} service {main_mb:5.0f} MB{parts} = {main_mb + sum(children):6.0f} MB")
 
 
 if __name__ == "__main__":
