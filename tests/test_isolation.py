@@ -116,3 +116,36 @@ def _is_child(proc: Path) -> bool:
         return False
     return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"spawn_main" in (
         proc / "cmdline").read_bytes()  # an engine worker (not multiprocessing's resource tracker)
+
+
+def test_a_job_given_up_by_its_time_limit_ends_the_engine_process(isolated, tmp_path):
+    """Dramatiq's time limit raises an exception in the synthesis thread while it waits for the engine
+    process; the waiting thread wakes to it, and the process stuck in native code is ended with it."""
+    import ctypes
+    import threading
+
+    from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+    engine = isolated(processes=1, deadline_s=0)  # no deadline of its own: only the job's limit applies
+    raised: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            engine.synthesize("hang", "en-us")
+        except BaseException as exc:  # the time limit's exception, as in a Dramatiq worker thread
+            raised.append(exc)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while not any("start hang" in p.read_text() for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hung = next(int(p.name) for p in tmp_path.iterdir() if "start hang" in p.read_text())
+    # what dramatiq's TimeLimit middleware does to a worker thread over its limit
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(TimeLimitExceeded))
+    worker.join(10)
+    assert not worker.is_alive() and isinstance(raised[0], TimeLimitExceeded)
+    while _alive(hung) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(hung), "the engine process outlived the job that gave up on it"
+    assert engine.synthesize("The next job speaks.", "en-us").peak() > 3000
