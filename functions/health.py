@@ -111,6 +111,12 @@ async def readyz(request, ctx):
     return json_response(body, 200 if body["ready"] else 503)
 
 
+def _isolation(ctx, name: str) -> dict:
+    """Where the engine synthesises: its worker processes (per worker) or in-process."""
+    processes = getattr(ctx.engines[name], "processes", 0)
+    return {"mode": "process", "processes": processes} if processes else {"mode": "thread", "processes": 0}
+
+
 def _tts(ctx) -> dict:
     probes = _live_probes(ctx)
     served = {row.engine: (row.jobs, int(row.fallbacks or 0)) for row in (
@@ -125,6 +131,7 @@ def _tts(ctx) -> dict:
                         "error": p.error, "probed_at": p.probed_at.isoformat() + "Z"}
                        for p in probes if p.engine == name],
             "circuit": ctx.breakers.status(name),
+            "isolation": _isolation(ctx, name),
             "jobs": jobs,  # synthesised by this engine
             "fallback_jobs": fallbacks,  # of which it spoke as the fallback
         }
@@ -146,6 +153,10 @@ TTS = {"type": "object", "required": ["ok", "default_chain", "engines", "fallbac
         "circuit": {"type": "object", "properties": {
             "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
             "consecutive_failures": {"type": "integer"}, "cooldown_s": {"type": "number"}}},
+        "isolation": {"type": "object", "description": "process: the engine synthesises in this many worker "
+                      "processes per worker (ENGINE_ISOLATION, ENGINE_PROCESSES); thread: in-process",
+                      "properties": {"mode": {"type": "string", "enum": ["process", "thread"]},
+                                     "processes": {"type": "integer"}}},
         "jobs": {"type": "integer"}, "fallback_jobs": {"type": "integer"}}}}}}
 
 

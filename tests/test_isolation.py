@@ -109,12 +109,12 @@ def test_an_engine_that_cannot_load_is_reported_once_not_restarted_forever(tmp_p
         engine.close()
 
 
-def _is_child(proc: Path) -> bool:
+def _is_child(proc: Path, parent: int | None = None) -> bool:
     try:
         stat = (proc / "stat").read_text()
     except OSError:
         return False
-    return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"spawn_main" in (
+    return int(stat.rsplit(")", 1)[1].split()[1]) == (parent or os.getpid()) and b"spawn_main" in (
         proc / "cmdline").read_bytes()  # an engine worker (not multiprocessing's resource tracker)
 
 
@@ -149,3 +149,16 @@ def test_a_job_given_up_by_its_time_limit_ends_the_engine_process(isolated, tmp_
         time.sleep(0.05)
     assert not _alive(hung), "the engine process outlived the job that gave up on it"
     assert engine.synthesize("The next job speaks.", "en-us").peak() > 3000
+
+
+def test_the_service_runs_its_engines_in_worker_processes(client, service):
+    """The default service: Piper and eSpeak NG each in one process per worker thread, children of the
+    service process, as /health/tts says."""
+    engines = client.get("/health/tts").json()["engines"]
+    expected = 0
+    for name in ("piper", "espeak"):
+        isolation = engines[name]["isolation"]
+        assert isolation["mode"] == "process" and isolation["processes"] >= 2, isolation
+        expected += isolation["processes"]
+    children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_child(p, service.proc.pid)]
+    assert len(children) == expected, children
