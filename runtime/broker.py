@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from runtime.settings import Settings
@@ -22,8 +23,6 @@ SHORT_PRIORITY, LONG_PRIORITY = 0, 10  # lower runs first
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
-        from dramatiq.brokers.redis import RedisBroker
-
         return RedisBroker(url=settings.redis_url, namespace="ef-speech")
     broker = StubBroker()
     broker.emit_after("process_boot")
@@ -58,6 +57,10 @@ def declare_synthesis(broker: dramatiq.Broker, run_job: Callable[[str], None],
 
 
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
+    # The idle poll of the worker's threads and consumers (ms). In-process queues wake a waiting thread the
+    # moment a message arrives, so a long poll costs no latency there and saves idle wake-ups; Redis
+    # consumers back off up to this long when idle, so it bounds their pick-up delay and stays short.
+    timeout = 200 if isinstance(broker, RedisBroker) else 1000
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=timeout)
     worker.start()
     return worker

@@ -80,18 +80,18 @@ class JobState(NamedTuple):
     from_cache: bool
 
 
-_STATE_SQL: dict[int, str] = {}
+_STATE_SQL: dict[type, str] = {}  # database class (SQL dialect) -> the state query
 
 
 def job_state(job_id: str) -> JobState | None:
     """A job's status, the voice it speaks with, its error or its audio: what a waiting request looks at
-    each time it wakes. The SQL is built by Peewee once per database, not per look (building a query costs
-    more Python than running it), and the row's long columns (the text) are never read."""
+    each time it wakes. The SQL is built by Peewee once per kind of database, not per look (building a query
+    costs more Python than running it), and the row's long columns (the text) are never read."""
     db = proxy.obj
-    sql = _STATE_SQL.get(id(db))
+    sql = _STATE_SQL.get(type(db))
     if sql is None:
         sql, _ = Job.select(*(getattr(Job, name) for name in JobState._fields)).where(Job.id == "?").sql()
-        _STATE_SQL[id(db)] = sql
+        _STATE_SQL[type(db)] = sql
     row = db.execute_sql(sql, (job_id,)).fetchone()
     if not row:
         return None

@@ -292,9 +292,7 @@ def test_a_job_keeps_its_next_sentence_queued_while_it_stores_the_last(tmp_path)
                     raise EngineError("broken sentence")
                 return self.synthesize(text, voice, speed)
 
-            pending = Pending(result)
-            pending.cancel = lambda: events.append(f"cancel {text}")
-            return pending
+            return Pending(result, cancel=lambda: events.append(f"cancel {text}"))
 
     db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(db)

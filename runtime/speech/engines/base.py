@@ -48,16 +48,19 @@ class ProbeResult:
 
 class Pending:
     """A synthesis asked for: ``result()`` waits for its audio (raises EngineError), ``cancel()`` gives it up.
-    This one runs in the thread that asks for the result; engines with worker processes start at once."""
+    In-process engines synthesise in the thread that asks for the result; engines with worker processes
+    start at once and cancel by ending the process."""
 
-    def __init__(self, run: Callable[[], Pcm]) -> None:
+    def __init__(self, run: Callable[[], Pcm], cancel: Callable[[], object] | None = None) -> None:
         self._run = run
+        self._cancel = cancel
 
     def result(self) -> Pcm:
         return self._run()
 
     def cancel(self) -> None:
-        return None
+        if self._cancel is not None:
+            self._cancel()
 
 
 class Engine(ABC):

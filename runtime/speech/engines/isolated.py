@@ -117,6 +117,7 @@ class ProcessIsolated(Engine):
                 self._pool = ProcessPool(max_workers=self.processes, initializer=_child_init,
                                          initargs=(self._factory, self._args, *self._log),
                                          context=multiprocessing.get_context("spawn"))
+                logger.info("engine {}: synthesis in {} worker process(es)", self.name, self.processes)
         if not self._ready:
             # Every process has loaded its copy when each has answered a readiness task (the first loads
             # are in parallel; until all are done the first requests would queue behind the slowest one).
@@ -139,9 +140,7 @@ class ProcessIsolated(Engine):
             self.load()
         future = self._pool.schedule(_child_synthesize, args=(text, voice, speed),
                                      timeout=self.deadline_s or None)
-        pending = Pending(lambda: self._wait(future, self.deadline_s))
-        pending.cancel = future.cancel  # a running task's process is ended
-        return pending
+        return Pending(lambda: self._wait(future, self.deadline_s), cancel=future.cancel)  # (ends its process)
 
     def _wait(self, future, deadline_s: float | None):
         """The future's result, polling so that an asynchronous exception (Dramatiq's time limit) reaches
@@ -177,10 +176,4 @@ class ProcessIsolated(Engine):
             pool.join(timeout=10)
 
 
-def isolate(engine: Engine, factory: str, args: tuple, processes: int, log_level: str,
-            log_json: bool) -> ProcessIsolated:
-    logger.info("engine {}: synthesis in {} worker process(es)", engine.name, processes)
-    return ProcessIsolated(engine, factory, args, processes, log_level, log_json)
-
-
-__all__ = ["ProcessIsolated", "isolate"]
+__all__ = ["ProcessIsolated"]
