@@ -119,12 +119,17 @@ class ChunkFollower:
         """Chunk ``n`` (pause before it, audio, voice that spoke), waiting for it; None after the last."""
         deadline = time.monotonic() + self.wait_s
         with self.service.events.subscribe(self.job_id) as woken:
-            look = self._voice is None or self._landed(n)
+            entered = True
             while True:
-                if not look:  # not there yet for the voice in use: wait for the worker's word first
-                    look = True
-                    await self._wake(woken, deadline)
-                    continue
+                if self._voice is not None:
+                    got = self._from_disk(n)
+                    if got is not None:  # the usual case after a wake-up: no query, no trip to a thread
+                        return got
+                    if entered:  # not there yet for the voice in use: wait for the worker's word first
+                        entered = False
+                        await self._wake(woken, deadline)
+                        continue
+                entered = False
                 job, voice, pcm = await run_in_threadpool(self._poll, n)
                 self._voice = voice
                 chunks, _ = self.chunks(voice)
@@ -141,16 +146,15 @@ class ChunkFollower:
                                   f"job goes on: GET /api/jobs/{self.job_id}", code="synthesis_timeout")
                 await self._wake(woken, deadline)
 
-    def _landed(self, n: int) -> bool:
-        """Whether chunk ``n`` of the voice in use is on disk (a stat: no trip to a thread, no query)."""
+    def _from_disk(self, n: int) -> tuple[float, Pcm, Voice] | None:
+        """Chunk ``n`` of the voice the job spoke with when last looked at, if it is on disk: read on the
+        event loop (a sentence's file, just written, in the page cache). None when it is not there, or
+        when only the job row can tell (the end of the plan)."""
         chunks, _ = self.chunks(self._voice)
         if n >= len(chunks):
-            return True
-        engine = self.service.engines.get(self._voice.engine)
-        if engine is None:
-            return True
-        key = chunk_key(self._voice.engine, engine.identity(), self._voice.name, chunks[n].item, self.req.speed)
-        return self.service.cache.exists(key, "wav")
+            return None
+        pcm = self._read(self._voice, chunks[n])
+        return (chunks[n].pause_before_s, pcm, self._voice) if pcm is not None else None
 
     async def _wake(self, woken: asyncio.Event, deadline: float) -> None:
         """Until the worker announces a chunk (or the job's end), at most ``POLL_S`` (a lost announcement
