@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import start_service
+from bench.common import process_tree, start_service
 from bench.raw_piper import LAYOUTS
 from runtime.speech.engines.piper import default_voice_files
 from tests.support import ROOT, RedisServer, ServiceProcess, free_port
@@ -119,6 +119,37 @@ class RedisMode:
         self.redis.stop()
 
 
+class CpuMeter:
+    """Cores used by a service's processes (and their engine worker processes) while it is measured: the
+    service's own work (HTTP, jobs, streaming) apart from the engines'."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.roots = pids
+        self.service_s = self.engines_s = self.wall_s = 0.0
+
+    @staticmethod
+    def _cpu_s(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def measure(self, work: Callable[[], float]) -> float:
+        engines = [pid for root in self.roots for pid in process_tree(root) if pid not in self.roots]
+        before = [self._cpu_s(p) for p in self.roots], [self._cpu_s(p) for p in engines]
+        start = time.perf_counter()
+        rate = work()
+        self.wall_s += time.perf_counter() - start
+        self.service_s += sum(self._cpu_s(p) for p in self.roots) - sum(before[0])
+        self.engines_s += sum(self._cpu_s(p) for p in engines) - sum(before[1])
+        return rate
+
+    def summary(self) -> str:
+        return (f"cores used: service {self.service_s / self.wall_s:.2f}, engine processes "
+                f"{self.engines_s / self.wall_s:.2f} (of {os.cpu_count()})")
+
+
 def run_round(post: Callable[[str], httpx.Response], batch: list[str], clients: int) -> float:
     """Requests per second for ``batch`` sent by ``clients`` concurrent clients."""
     start = time.perf_counter()
@@ -169,16 +200,22 @@ def main() -> None:
         stops.append(service.stop)
         ef = httpx.Client(base_url=service.url, timeout=300)
         stops.append(ef.close)
-        contenders["ef, embedded"] = lambda batch: run_round(service_post(ef), batch, args.clients)
+        meters: dict[str, CpuMeter] = {"ef, embedded": CpuMeter([service.proc.pid])}
+        contenders["ef, embedded"] = lambda batch: meters["ef, embedded"].measure(
+            lambda: run_round(service_post(ef), batch, args.clients))
         if args.redis:
             redis_mode = RedisMode()
             stops.append(redis_mode.stop)
             efr = httpx.Client(base_url=redis_mode.url, timeout=300)
             stops.append(efr.close)
-            contenders["ef, Redis + 1 worker"] = lambda batch: run_round(service_post(efr), batch, args.clients)
+            meters["ef, Redis + 1 worker"] = CpuMeter([redis_mode.web.proc.pid, redis_mode.worker.proc.pid])
+            contenders["ef, Redis + 1 worker"] = lambda batch: meters["ef, Redis + 1 worker"].measure(
+                lambda: run_round(service_post(efr), batch, args.clients))
 
         for n, measure in enumerate(contenders.values()):  # warm every contender
             measure(texts(args.clients, 900 + n))
+        for meter in meters.values():
+            meter.service_s = meter.engines_s = meter.wall_s = 0.0
         rates: dict[str, list[float]] = {name: [] for name in contenders}
         seed = 0
         for n in range(args.rounds):
@@ -206,6 +243,7 @@ def main() -> None:
         print(f"  {name:28} {statistics.median(to_raw):5.2f}x {raw_best} (target >= 0.95x; "
               f"rounds {' '.join(f'{x:.2f}' for x in to_raw)}), {statistics.median(to_piper):.2f}x "
               f"piper.http_server (target >= 1x; rounds {' '.join(f'{x:.2f}' for x in to_piper)})")
+        print(f"  {'':28} {meters[name].summary()}")
 
 
 if __name__ == "__main__":
