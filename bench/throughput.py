@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import process_tree, start_service
+from bench.common import cpu_seconds, process_tree, start_service
 from bench.raw_piper import LAYOUTS
 from runtime.speech.engines.piper import default_voice_files
 from tests.support import ROOT, RedisServer, ServiceProcess, free_port
@@ -127,22 +127,14 @@ class CpuMeter:
         self.roots = pids
         self.service_s = self.engines_s = self.wall_s = 0.0
 
-    @staticmethod
-    def _cpu_s(pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def measure(self, work: Callable[[], float]) -> float:
         engines = [pid for root in self.roots for pid in process_tree(root) if pid not in self.roots]
-        before = [self._cpu_s(p) for p in self.roots], [self._cpu_s(p) for p in engines]
+        before = [cpu_seconds(p) for p in self.roots], [cpu_seconds(p) for p in engines]
         start = time.perf_counter()
         rate = work()
         self.wall_s += time.perf_counter() - start
-        self.service_s += sum(self._cpu_s(p) for p in self.roots) - sum(before[0])
-        self.engines_s += sum(self._cpu_s(p) for p in engines) - sum(before[1])
+        self.service_s += sum(cpu_seconds(p) for p in self.roots) - sum(before[0])
+        self.engines_s += sum(cpu_seconds(p) for p in engines) - sum(before[1])
         return rate
 
     def summary(self) -> str:
