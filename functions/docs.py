@@ -41,18 +41,18 @@ def _assets_dir() -> Path:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
-@function(route="/openapi.json", methods=["GET"], openapi=False)
+@function(route="/openapi.json", methods=["GET"], auth="open", openapi=False)
 async def openapi_document(request, ctx):
     """The OpenAPI 3 document of every public function."""
-    return json_response(document(ctx.registry.specs(), ctx.settings))
+    return json_response(document(ctx.registry.specs(), ctx.settings, rate_limited=ctx.registry.rate_limited))
 
 
-@function(route="/docs", methods=["GET"], openapi=False)
+@function(route="/docs", methods=["GET"], auth="open", openapi=False)
 async def docs_page(request, ctx):
     return HTMLResponse(PAGE, headers={"cache-control": "no-cache"})
 
 
-@function(route="/docs/{file}", methods=["GET"], openapi=False)
+@function(route="/docs/{file}", methods=["GET"], auth="open", openapi=False)
 async def docs_asset(request, ctx):
     name = request.path_params["file"]
     path = _assets_dir() / name

@@ -20,7 +20,7 @@ READY = {"type": "object", "required": ["ready", "checks"],
          "properties": {"ready": {"type": "boolean"}, "checks": CHECKS}}
 
 
-@function(route="/healthz", methods=["GET"], openapi={
+@function(route="/healthz", methods=["GET"], auth="open", rate_limit=False, openapi={
     "summary": "Liveness: the process answers", "tags": ["Health"],
     "responses": {"200": json_content({"type": "object", "properties": {"status": {"type": "string"}}}, "Alive")}})
 async def healthz(request, ctx):
@@ -102,7 +102,7 @@ def _ready(ctx) -> dict:
     return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
 
 
-@function(route="/readyz", methods=["GET"], openapi={
+@function(route="/readyz", methods=["GET"], auth="open", rate_limit=False, openapi={
     "summary": "Readiness: database and cache writable, an engine of the default chain passed its canary",
     "tags": ["Health"],
     "responses": {"200": json_content(READY, "Ready"), "503": json_content(READY, "Not ready")}})

@@ -18,11 +18,15 @@ from loguru import logger
 from runtime import logging as runtime_logging
 from runtime.errors import ApiError, StreamAborted
 from runtime.http import json_response
+from runtime.options import default_layers
 from runtime.registry import Registry, discover
 from runtime.response_cache import ResponseCache
 from runtime.router import FunctionRouter
+from runtime.security import Security
+from runtime.security.addresses import AddressRule
+from runtime.security.cors import Cors
 from runtime.services import Services
-from runtime.settings import Settings
+from runtime.settings import Settings, loose_env_file
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 _CONDITIONAL = frozenset((b"range", b"if-range", b"if-none-match", b"if-modified-since", b"if-match",
@@ -32,9 +36,10 @@ _CONDITIONAL = frozenset((b"range", b"if-range", b"if-none-match", b"if-modified
 class Context:
     """What a function handler gets as ``ctx``: the process's services, filled in at start-up."""
 
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(self, settings: Settings, registry: Registry, security: Security) -> None:
         self.settings = settings
         self.registry = registry
+        self.security = security
         self.services: Services | None = None
 
     def __getattr__(self, name: str):
@@ -47,12 +52,15 @@ class Context:
 
 class Edge:
     """Pure ASGI around the router: request id in (``X-Request-ID``, if sane) and out, errors as JSON,
-    one access log line per request (``ACCESS_LOG``)."""
+    one access log line per request (``ACCESS_LOG``), the client address computed once
+    (``runtime.security.addresses``). The micro-cache answers here only for functions that refuse no one."""
 
-    def __init__(self, app, access_log: bool = True, responses: ResponseCache | None = None) -> None:
+    def __init__(self, app, access_log: bool = True, responses: ResponseCache | None = None,
+                 addresses: AddressRule | None = None) -> None:
         self.app = app
         self.access_log = access_log
         self.responses = responses
+        self.addresses = addresses or AddressRule()
         # Request ids: a random per-process prefix + a counter (unique without a syscall per request)
         self._prefix = os.urandom(4).hex()
         self._counter = itertools.count()
@@ -80,6 +88,7 @@ class Edge:
                 if self.access_log:
                     logger.bind(request_id=rid).info("{} {} {} cached", scope["method"], scope["path"], hit.status)
                 return
+        self.addresses.resolve(scope)
         token = runtime_logging.request_id.set(rid)
         status = 0
         start = time.perf_counter()
@@ -117,11 +126,14 @@ class Edge:
 def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS_DIR) -> Edge:
     settings = settings or Settings.from_env()
     responses = ResponseCache(settings.memory_cache_bytes)
-    registry = Registry(discover(functions_dir), settings.max_body_bytes, responses)
-    ctx = Context(settings, registry)
+    security = Security(settings)
+    registry = Registry(discover(functions_dir), default_layers(settings, security), responses)
+    ctx = Context(settings, registry, security)
 
     @asynccontextmanager
     async def lifespan(_app):
+        if warning := loose_env_file():
+            logger.warning(warning)
         services = Services.build(settings, responses)
         ctx.services = services
         if settings.embedded:
@@ -135,7 +147,8 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         finally:
             services.close()
 
-    app = Edge(FunctionRouter(registry.table(ctx), lifespan=lifespan), access_log=settings.access_log,
-               responses=responses)
+    router = FunctionRouter(registry.table(ctx), lifespan=lifespan)
+    app = Edge(Cors(router, settings.cors_origins) if settings.cors_origins else router,
+               access_log=settings.access_log, responses=responses, addresses=security.addresses)
     app.ctx = ctx
     return app

@@ -1,13 +1,16 @@
-"""Who is calling: the identity that per-caller fairness counts jobs against.
+"""Who is calling: the identity that per-caller fairness and rate limits count against.
 
-The hook for API keys: an authentication layer puts the key's id into the ASGI scope as
-``scope["ef.caller"] = "key:<id>"``; without one, the caller is the client address (``ip:<address>``).
-Nothing else in the speech path needs to change when keys arrive.
+The ``auth`` layer puts a recognised API key into the ASGI scope as ``scope["ef.caller"] = "key:<id>"``
+(an admin session as ``admin:<name>``); otherwise the caller is the client address, ``ip:<address>``, as
+the one address rule computed it (``runtime.security.addresses``: forwarded headers count only from
+trusted proxies).
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
+
+from runtime.security.addresses import client_address
 
 SCOPE_KEY = "ef.caller"
 
@@ -16,5 +19,4 @@ def caller_of(request: Request) -> str:
     explicit = request.scope.get(SCOPE_KEY)
     if explicit:
         return str(explicit)[:200]
-    client = request.scope.get("client")
-    return f"ip:{client[0]}" if client else "ip:unknown"
+    return f"ip:{client_address(request.scope)}"

@@ -1,5 +1,5 @@
-"""``python -m runtime serve [--host H] [--port P]``, ``python -m runtime worker`` and
-``python -m runtime models [--write-manifest]``."""
+"""``python -m runtime serve [--host H] [--port P]``, ``python -m runtime worker``,
+``python -m runtime models [--write-manifest]``, ``python -m runtime admin …`` and ``python -m runtime keys …``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def _serve(settings: Settings) -> int:
 
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=30, server_header=False)
+                timeout_graceful_shutdown=30, server_header=False,
+                proxy_headers=False)  # the client address rule is runtime.security.addresses, not uvicorn's
     return 0
 
 
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run a synthesis worker process (Redis mode)")
     models = sub.add_parser("models", help="check the configured model files against the model manifest")
     models.add_argument("--write-manifest", action="store_true", help="record the configured model files")
+    from runtime.security import cli as security_cli
+
+    security_cli.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -95,5 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "models":
         return _models(settings, args.write_manifest)
+    if args.command in ("admin", "keys"):
+        runtime_logging.setup("WARNING", False)
+        return security_cli.run(args, settings)
     runtime_logging.setup(settings.log_level, settings.log_json)
     return _serve(settings) if args.command == "serve" else _worker(settings)

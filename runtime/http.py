@@ -25,3 +25,13 @@ async def read_json(request: Request) -> object:
 def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def query_int(params, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """A whole-number query parameter within [lo, hi]; 400 ``invalid_query`` otherwise."""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise InvalidInput(f"{name} is a whole number from {lo} to {hi}", code="invalid_query")
+    return int(raw)

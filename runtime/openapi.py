@@ -24,7 +24,13 @@ ERROR_DESCRIPTIONS = {
     502: "Every engine failed for this request (`synthesis_failed`)",
     503: "Unavailable: no worker, or the queue is unreachable (`no_workers`, `queue_unavailable`, `busy`)",
     504: "Not ready in time (`synthesis_timeout`, `timeout`); the job goes on",
+    401: "No valid credentials (`api_key_required`, `invalid_api_key`, `unauthorized`, `session_expired`, "
+         "`login_failed`, `totp_required`); `WWW-Authenticate: Bearer`",
+    403: "Not allowed: outside ADMIN_ALLOWED_CIDRS (`admin_address_refused`), a key without the admin level "
+         "(`admin_required`), or a missing CSRF token (`csrf_failed`)",
+    409: "Conflicts with the current state (the `code` says which)",
 }
+RATE_LIMIT_DESCRIPTION = "Too many requests (`rate_limited`, `login_throttled`); `Retry-After` says when to retry"
 
 SCHEMAS: dict[str, dict] = {
     "Error": {
@@ -71,6 +77,56 @@ SCHEMAS: dict[str, dict] = {
     },
 }
 
+SCHEMAS.update({
+    "Admin": {"type": "object", "required": ["name", "disabled", "totp"], "properties": {
+        "name": {"type": "string"}, "disabled": {"type": "boolean"}, "totp": {"type": "boolean"},
+        "created_at": {"type": "string"}, "password_changed_at": {"type": "string"}}},
+    "ApiKey": {"type": "object", "required": ["id", "name", "prefix", "level"], "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"},
+        "prefix": {"type": "string", "description": "the key's first characters, to recognise it"},
+        "level": {"type": "string", "enum": ["key", "admin"]}, "created_by": {"type": "string"},
+        **{name: {"type": "string", "nullable": True}
+           for name in ("created_at", "expires_at", "revoked_at", "last_used_at")}}},
+    "AuditEvent": {"type": "object", "required": ["id", "at", "actor", "client", "action", "outcome"], "properties": {
+        "id": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
+        "client": {"type": "string"}, "action": {"type": "string"}, "target": {"type": "string"},
+        "outcome": {"type": "string"}, "details": {"type": "object"}}},
+})
+
+SECURITY_SCHEMES = {
+    "bearerKey": {"type": "http", "scheme": "bearer", "description": "an API key: Authorization: Bearer efk_…"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "adminSession": {"type": "apiKey", "in": "cookie", "name": "ef_session",
+                     "description": "from POST /api/admin/login (__Host-ef_session over HTTPS)"},
+    "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                  "description": "the login answer's csrf_token; state-changing requests with the cookie send it"},
+}
+
+
+def security_of(level: str, method: str, auth_mode: str) -> list[dict] | None:
+    """The OpenAPI security requirement of a function of ``level`` (None: no credentials)."""
+    keys = [{"bearerKey": []}, {"apiKeyHeader": []}]
+    if level == "admin":
+        session = {"adminSession": []} if method in ("GET", "HEAD") else {"adminSession": [], "csrfToken": []}
+        return [session, *keys]
+    if level == "key" or (level == "public" and auth_mode == "api_key"):
+        return keys
+    return None
+
+
+def admin_operation(summary: str, level: str, body: dict | None = None, answer: dict | None = None, ok: str = "200",
+                    statuses: tuple[int, ...] = (), parameters: list[dict] | None = None) -> dict:
+    """The OpenAPI operation of an admin function (tag Admin; its 401/403 come from its auth level)."""
+    op: dict = {"summary": summary, "tags": ["Admin"],
+                "responses": {ok: json_content(answer or {"type": "object"}, summary),
+                              **{str(s): error(s, RATE_LIMIT_DESCRIPTION if s == 429 else None) for s in statuses}}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if parameters:
+        op["parameters"] = parameters
+    return op
+
+
 # Response headers of audio answers
 AUDIO_HEADERS = {
     "X-TTS-Engine": {"description": "the engine that spoke", "schema": {"type": "string"}},
@@ -82,7 +138,7 @@ AUDIO_HEADERS = {
 
 
 def error(status: int, description: str | None = None) -> dict:
-    return {"description": description or ERROR_DESCRIPTIONS[status],
+    return {"description": description or ERROR_DESCRIPTIONS.get(status) or RATE_LIMIT_DESCRIPTION,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
@@ -107,8 +163,9 @@ def text_content(description: str) -> dict:
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
 
-def document(specs, settings, title: str = "ef speech functions") -> dict:
-    """The whole document for the active function specs (those with ``openapi=False`` are left out)."""
+def document(specs, settings, title: str = "ef speech functions", rate_limited=lambda spec: False) -> dict:
+    """The whole document for the active function specs (those with ``openapi=False`` are left out).
+    ``rate_limited(spec)`` says whether a function answers 429 ``rate_limited``."""
     paths: dict[str, dict] = {}
     for spec in sorted(specs, key=lambda s: s.route):
         if spec.openapi is False:
@@ -135,6 +192,14 @@ def document(specs, settings, title: str = "ef speech functions") -> dict:
             shared = (400, 413, 415, 500, 504) if method in ("POST", "PUT", "PATCH") else (500, 504)
             for status in shared:
                 responses.setdefault(str(status), error(status))
+            security = security_of(spec.auth, method, settings.auth_mode)
+            if security is not None:
+                op["security"] = security
+                responses.setdefault("401", error(401))
+            if (security is not None and spec.auth != "public") or spec.auth == "lan":
+                responses.setdefault("403", error(403))
+            if rate_limited(spec):
+                responses.setdefault("429", error(429, RATE_LIMIT_DESCRIPTION))
             paths.setdefault(route, {})[method.lower()] = op
     try:
         release = version("ef-speech-functions")
@@ -149,7 +214,7 @@ def document(specs, settings, title: str = "ef speech functions") -> dict:
                  {"name": "Jobs", "description": "Synthesis jobs, long text"},
                  {"name": "Audio", "description": "Cached audio files"},
                  {"name": "Voices"}, {"name": "MaryTTS", "description": "Home Assistant's marytts platform"},
-                 {"name": "Health"}],
+                 {"name": "Health"}, {"name": "Admin", "description": "LAN-only, logged in, audited"}],
         "paths": paths,
-        "components": {"schemas": copy.deepcopy(SCHEMAS)},
+        "components": {"schemas": copy.deepcopy(SCHEMAS), "securitySchemes": copy.deepcopy(SECURITY_SCHEMES)},
     }

@@ -7,7 +7,6 @@ function up per request, so activating another version later is a pointer move, 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.util
 import inspect
@@ -18,8 +17,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtime.errors import ApiError, PayloadTooLarge, Timeout
-from runtime.functions import SPEC_ATTR, FunctionDefinitionError, FunctionSpec
+from runtime.functions import CORE_OPTIONS, SPEC_ATTR, FunctionDefinitionError, FunctionSpec
+from runtime.options import Layer
 from runtime.response_cache import ResponseCache
 
 
@@ -67,17 +66,33 @@ def discover(directory: Path) -> list[LoadedModule]:
 
 
 class Registry:
-    def __init__(self, modules: list[LoadedModule], default_max_body: int,
+    """The functions of ``modules``, each checked by the option layers (``runtime.options``) and mounted on
+    one endpoint that looks its active version up per request."""
+
+    def __init__(self, modules: list[LoadedModule], layers: list[Layer],
                  responses: ResponseCache | None = None) -> None:
-        self.default_max_body = default_max_body
+        self.layers = layers
         self.responses = responses
         self._active: dict[str, FunctionSpec] = {}
+        self._calls: dict[str, tuple[FunctionSpec, object, bool]] = {}
         self._where: dict[str, Path] = {}
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
         self.modules = {m.name: m for m in modules}
+        owners = {option: layer for layer in layers for option in layer.options}
         seen_routes: dict[tuple[str, str], str] = {}
         for module in modules:
             for spec in module.specs:
+                unknown = sorted(set(spec.options) - set(owners))
+                if unknown:
+                    known = "; ".join(f"{k}: {v}" for k, v in
+                                      {**CORE_OPTIONS, **{o: d for layer in layers for o, d in layer.options.items()}}
+                                      .items())
+                    raise FunctionDefinitionError(f"{module.path}: unknown option(s) {unknown} in @function "
+                                                  f"{spec.name!r}; known options are {known}")
+                for layer in layers:
+                    try:
+                        layer.check(spec)
+                    except FunctionDefinitionError as exc:
+                        raise FunctionDefinitionError(f"{module.path}: {exc}") from None
                 if spec.name in self._active:
                     raise FunctionDefinitionError(
                         f"function name {spec.name!r} is declared twice: in {self._where[spec.name]} and in "
@@ -98,58 +113,45 @@ class Registry:
         """The active spec of every function (what ``/openapi.json`` describes)."""
         return list(self._active.values())
 
+    def admits_anyone(self, name: str) -> bool:
+        """True when no layer refuses any caller of ``name``: only such answers may be kept by the edge
+        micro-cache, which answers before any layer runs."""
+        spec = self._active[name]
+        return all(layer.admits_anyone(spec) for layer in self.layers)
+
+    def rate_limited(self, spec: FunctionSpec) -> bool:
+        """True when a layer limits how often ``spec`` may be called (its document lists 429)."""
+        return any(getattr(layer, "limit_of", lambda _spec: None)(spec) for layer in self.layers)
+
     def table(self, ctx: object) -> list[tuple[str, tuple[str, ...], object]]:
         """(route, methods, endpoint) per function, for ``runtime.router.FunctionRouter``."""
         return [(spec.route, spec.methods, self._endpoint(spec.name, ctx)) for spec in self._active.values()]
 
+    def _call(self, spec: FunctionSpec, ctx: object):
+        """The spec's handler wrapped by every layer (built once per spec, reused per request)."""
+        cached = self._calls.get(spec.name)
+        if cached is not None and cached[0] is spec:
+            return cached[1], cached[2]
+
+        async def call(request: Request) -> Response:
+            return await spec.handler(request, ctx)
+
+        for layer in reversed(self.layers):
+            call = layer.wrap(spec, call)
+        cacheable = self.responses is not None and self.admits_anyone(spec.name)
+        self._calls[spec.name] = (spec, call, cacheable)
+        return call, cacheable
+
     def _endpoint(self, name: str, ctx: object):
         async def endpoint(request: Request) -> Response:
             spec = self._active[name]  # the pointer: looked up per request
-            if request.method not in ("GET", "HEAD"):
-                limit = spec.max_body if spec.max_body is not None else self.default_max_body
-                declared = request.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
-                    raise PayloadTooLarge(
-                        f"the request body is {declared} bytes; this function accepts at most {limit}")
-                request = Request(request.scope, _limited_receive(request.receive, limit))
-            if spec.concurrency:
-                semaphore = self._semaphores.setdefault(name, asyncio.Semaphore(spec.concurrency))
-                if semaphore.locked():
-                    raise ApiError(f"{name} is at its limit of {spec.concurrency} requests in flight; retry shortly",
-                                   code="too_many_requests", status=429, headers={"Retry-After": "1"})
-                async with semaphore:
-                    response = await _with_timeout(spec, request, ctx)
-            else:
-                response = await _with_timeout(spec, request, ctx)
+            call, cacheable = self._call(spec, ctx)
+            response = await call(request)
             scope = request.scope
-            if (self.responses is not None and getattr(response, "immutable", False) and scope["method"] == "GET"
+            if (cacheable and getattr(response, "immutable", False) and scope["method"] == "GET"
                     and not scope["query_string"] and response.status_code == 200):
                 self.responses.store(scope["path"], name, 200, response.raw_headers, response.body)
             return response
 
         endpoint.__name__ = name
         return endpoint
-
-
-async def _with_timeout(spec: FunctionSpec, request: Request, ctx: object) -> Response:
-    # asyncio.timeout, not wait_for: no extra task per request, which matters on the cached-audio path
-    try:
-        async with asyncio.timeout(spec.timeout_s):
-            return await spec.handler(request, ctx)
-    except TimeoutError:
-        raise Timeout(f"{spec.name} did not answer within {spec.timeout_s:g}s") from None
-
-
-def _limited_receive(receive, limit: int):
-    received = 0
-
-    async def wrapped():
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise PayloadTooLarge(f"the request body exceeds this function's limit of {limit} bytes")
-        return message
-
-    return wrapped

@@ -1,16 +1,27 @@
-"""Typed settings, read from the environment in exactly one place.
+"""Typed settings, read in exactly one place.
 
 Every value is validated at start-up; a bad value fails fast with a message that names the variable
 (the same idea as Starlette's ``Config``). Defaults give the embedded single-box mode: SQLite under
 ``data/``, in-process worker, Piper + eSpeak NG voices.
+
+Where a value comes from, first found wins: the process environment; then the ``.env`` file (``ENV_FILE``,
+default ``./.env``; python-dotenv; a warning when its mode lets anyone but its owner read it); then, for
+the settings that can hold secrets (``SECRET_VARIABLES``), a file ``/run/secrets/<NAME>`` or
+``/run/secrets/<name>`` (Docker secrets; ``SECRETS_DIR`` moves it).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+
+from runtime.security.addresses import parse_networks
 
 OPENAI_VOICE_NAMES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
 
@@ -72,6 +83,8 @@ def _pairs(name: str, example: str, lower_keys: bool = False) -> Callable[[str],
 
 
 KNOWN_ENGINES = ("piper", "espeak", "coqui", "external")
+AUTH_MODES = ("open", "api_key")
+SECRET_VARIABLES = ("DATABASE_URL", "REDIS_URL")  # may carry passwords: masked in dumps, readable from secrets files
 ISOLATED_ENGINES = ("piper", "espeak", "coqui")  # engines that run native code (the external one is HTTP)
 
 
@@ -136,6 +149,17 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True  # one log line per request
+    # Security (runtime/security): who may call what, from where
+    auth_mode: str = "open"  # open: public functions need no key; api_key: they need one (key or admin level)
+    admin_allowed_cidrs: tuple[str, ...] = ("127.0.0.0/8", "::1/128", "192.168.1.0/24")  # admin functions only here
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto count
+    cors_origins: tuple[str, ...] = ()  # origins allowed to call from a browser (none by default)
+    rate_limits: dict[str, str] = field(default_factory=dict)  # function name (or "default") -> "60/minute"
+    argon2_time_cost: int = 2  # Argon2id parameters for admin passwords; raise them, never below these
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 1
+    session_idle_s: float = 1800.0  # an admin session ends after this long unused (30 min) …
+    session_max_s: float = 43200.0  # … and this long after login, used or not (12 h)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -169,6 +193,23 @@ class Settings:
             raise SettingsError(f"EXTERNAL_API must be openai or coqui, got {self.external_api!r}")
         if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL must be a log level such as INFO or DEBUG, got {self.log_level!r}")
+        if self.auth_mode not in AUTH_MODES:
+            raise SettingsError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, got {self.auth_mode!r}")
+        for attr, var in (("admin_allowed_cidrs", "ADMIN_ALLOWED_CIDRS"), ("trusted_proxies", "TRUSTED_PROXIES")):
+            try:
+                parse_networks(getattr(self, attr), var)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+        for origin in self.cors_origins:
+            if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise SettingsError(f"CORS_ORIGINS must list origins such as https://ha.example.lan (no '*', no "
+                                    f"path), got {origin!r}")
+        for name, limit in self.rate_limits.items():
+            if not _valid_rate(limit):
+                raise SettingsError(f"RATE_LIMITS must map function names to limits such as openai_speech=60/minute "
+                                    f"or default=600/hour, got {name}={limit}")
+        if self.session_max_s < self.session_idle_s:
+            raise SettingsError("SESSION_MAX_S must be at least SESSION_IDLE_S")
 
     @property
     def model_manifest_path(self) -> Path:
@@ -195,13 +236,87 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
 
+    def redacted(self) -> dict[str, str]:
+        """Every setting by its variable, as text, with passwords in URLs masked: safe to log or show."""
+        out = {}
+        for attr, (var, _) in _ENVIRONMENT.items():
+            value = getattr(self, attr)
+            text = ",".join(value) if isinstance(value, tuple) else (
+                ",".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value))
+            out[var] = mask_url(text) if var in SECRET_VARIABLES else text
+        return out
+
+    def __repr__(self) -> str:  # a Settings in a traceback or a log line never shows a password
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in self.redacted().items()) + ")"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from environment variables (``os.environ`` by default)."""
-        env = os.environ if environ is None else environ
+        """Build settings from variables: ``environ`` alone when given (tests), else the process environment,
+        the ``.env`` file and the secrets directory, in that order of precedence (``environment()``)."""
+        env = environment() if environ is None else environ
         assert set(_ENVIRONMENT) == {f.name for f in fields(cls)}, "every setting needs an environment variable"
         values = {attr: parse(env[var]) for attr, (var, parse) in _ENVIRONMENT.items() if env.get(var, "") != ""}
         return cls(**values)  # type: ignore[arg-type]
+
+
+def environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables settings are read from: ``environ`` (default ``os.environ``) first, then ``ENV_FILE``
+    (default ``.env``), then ``SECRETS_DIR`` (default ``/run/secrets``) for ``SECRET_VARIABLES``."""
+    base = dict(os.environ if environ is None else environ)
+    merged = dict(base)
+    env_file = Path(base.get("ENV_FILE") or ".env")
+    if env_file.is_file():
+        for name, value in dotenv_values(env_file).items():
+            if value is not None:
+                merged.setdefault(name, value)
+    secrets_dir = Path(merged.get("SECRETS_DIR") or "/run/secrets")
+    for name in SECRET_VARIABLES:
+        if merged.get(name):
+            continue
+        for candidate in (secrets_dir / name, secrets_dir / name.lower()):
+            try:
+                merged[name] = candidate.read_text().strip()
+                break
+            except OSError:
+                continue
+    return merged
+
+
+def loose_env_file(environ: Mapping[str, str] | None = None) -> str | None:
+    """A warning when the ``.env`` file can be read by users other than its owner (it should be mode 600)."""
+    env = os.environ if environ is None else environ
+    path = Path(env.get("ENV_FILE") or ".env")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"{path} is mode {stat.S_IMODE(mode):o}: other users can read the secrets in it; "
+                f"run chmod 600 {path}")
+    return None
+
+
+def mask_url(text: str) -> str:
+    """``postgres://user:secret@host/db`` → ``postgres://user:***@host/db``; anything else unchanged."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return "***"
+    if parts.password is None:
+        return text
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _valid_rate(text: str) -> bool:
+    from limits import parse_many
+
+    try:
+        return bool(parse_many(text))
+    except ValueError:
+        return False
 
 
 # setting → (environment variable, parser)
@@ -260,6 +375,16 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "log_level": ("LOG_LEVEL", str),
     "log_json": ("LOG_JSON", _bool("LOG_JSON")),
     "access_log": ("ACCESS_LOG", _bool("ACCESS_LOG")),
+    "auth_mode": ("AUTH_MODE", str),
+    "admin_allowed_cidrs": ("ADMIN_ALLOWED_CIDRS", _list),
+    "trusted_proxies": ("TRUSTED_PROXIES", _list),
+    "cors_origins": ("CORS_ORIGINS", _list),
+    "rate_limits": ("RATE_LIMITS", _pairs("RATE_LIMITS", "openai_speech=60/minute,default=600/hour")),
+    "argon2_time_cost": ("ARGON2_TIME_COST", _int("ARGON2_TIME_COST", 2, 100)),
+    "argon2_memory_kib": ("ARGON2_MEMORY_KIB", _int("ARGON2_MEMORY_KIB", 65536, 4 * 1024 * 1024)),
+    "argon2_parallelism": ("ARGON2_PARALLELISM", _int("ARGON2_PARALLELISM", 1, 64)),
+    "session_idle_s": ("SESSION_IDLE_S", _float("SESSION_IDLE_S", 60, 30 * 86400)),
+    "session_max_s": ("SESSION_MAX_S", _float("SESSION_MAX_S", 60, 365 * 86400)),
 }
 
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(var for var, _ in _ENVIRONMENT.values())

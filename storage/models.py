@@ -10,6 +10,7 @@ import datetime as dt
 from typing import NamedTuple
 
 from peewee import (
+    AutoField,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -141,6 +142,84 @@ class EngineProbe(BaseModel):
     class Meta:
         table_name = "engine_probes"
         primary_key = CompositeKey("engine", "worker_id")
+
+
+class Admin(BaseModel):
+    """An administrator. ``password_hash`` is an Argon2id hash; ``totp_secret`` is set once TOTP is verified
+    (``totp_pending`` during enrolment); ``recovery_codes`` is a JSON list of SHA-256 digests of unused codes."""
+
+    name = CharField(primary_key=True, max_length=64)
+    password_hash = TextField()
+    disabled = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    password_changed_at = DateTimeField(default=utcnow)
+    totp_secret = CharField(max_length=64, null=True)
+    totp_pending = CharField(max_length=64, null=True)
+    totp_last_step = BigIntegerField(null=True)  # the last TOTP time step accepted: a code works once
+    recovery_codes = TextField(null=True)
+
+    class Meta:
+        table_name = "admins"
+
+
+class AdminSession(BaseModel):
+    """A logged-in admin. ``id`` is the SHA-256 of the cookie's token (the token itself is never stored)."""
+
+    id = CharField(primary_key=True, max_length=64)
+    admin = CharField(max_length=64, index=True)
+    csrf_digest = CharField(max_length=64)
+    created_at = DateTimeField(default=utcnow)
+    last_seen_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()  # the absolute end (SESSION_MAX_S after login)
+    client = CharField(max_length=64)
+
+    class Meta:
+        table_name = "admin_sessions"
+
+
+class ApiKey(BaseModel):
+    """An API key: the SHA-256 ``digest`` of the token, never the token; ``prefix`` is what lists show."""
+
+    id = CharField(primary_key=True, max_length=16)
+    name = CharField(max_length=100)
+    prefix = CharField(max_length=16)
+    digest = CharField(max_length=64, unique=True)
+    level = CharField(max_length=8)  # key | admin
+    created_by = CharField(max_length=100)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+    last_used_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+class AuditEvent(BaseModel):
+    """One line of the audit log: appended by ``runtime.security.audit``, never changed by the application."""
+
+    id = AutoField()
+    at = DateTimeField(default=utcnow, index=True)
+    actor = CharField(max_length=200)  # admin:<name>, key:<id>, cli:<user>, or anonymous
+    client = CharField(max_length=64)
+    action = CharField(max_length=64, index=True)
+    target = CharField(max_length=200, default="")
+    outcome = CharField(max_length=16)  # success | failure | denied | throttled
+    details = TextField(default="{}")  # JSON
+
+    class Meta:
+        table_name = "audit_log"
+
+
+class LoginFailure(BaseModel):
+    """Failed logins counted per throttling scope (``pair:<name>|<address>``, ``address:<address>``)."""
+
+    scope = CharField(primary_key=True, max_length=200)
+    failures = IntegerField(default=0)
+    last_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "login_failures"
 
 
 class SchemaVersion(BaseModel):

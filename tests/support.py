@@ -54,15 +54,18 @@ class ServiceProcess:
         self.port = port or free_port()
         # The service's own settings never leak in from the environment running the tests (a developer's
         # DATABASE_URL or REDIS_URL must not point a test at a real database): only what the test sets.
+        # Nor from a .env file or /run/secrets on the machine: those are the test's own, under its data dir.
         inherited = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
         self.env = {**inherited, "DATA_DIR": str(self.data_dir), "PORT": str(self.port), "HOST": "127.0.0.1",
-                    "LOG_JSON": "false", "PYTHONUNBUFFERED": "1", **(env or {})}
+                    "LOG_JSON": "false", "PYTHONUNBUFFERED": "1", "ENV_FILE": str(self.data_dir / ".env"),
+                    "SECRETS_DIR": str(self.data_dir / "secrets"), **(env or {})}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{command}-{self.port}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = self.env["HOST"]
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def start(self) -> ServiceProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -281,3 +284,14 @@ def assert_speech(audio: DecodedAudio, text: str, *, sample_rate: int | None = N
     assert 0.12 * words <= audio.seconds <= 1.5 * words + 1.0, f"{audio.seconds:.2f}s for {words} words"
     assert audio.rms > 300, f"audio is (nearly) silent: rms {audio.rms:.1f}"
     assert int(np.abs(audio.samples.astype(np.int32)).max()) > 3000, "audio has no loud part"
+
+
+def run_cli(service: ServiceProcess, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m runtime <args>`` with a service's environment (its database), as an operator would."""
+    return subprocess.run([sys.executable, "-m", "runtime", *args], cwd=ROOT, env=service.env, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def client_from(address: str, **kwargs) -> httpx.Client:
+    """An HTTP client whose connections leave from ``address`` (a loopback alias such as 127.0.0.2)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30, **kwargs)

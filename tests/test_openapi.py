@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from runtime.app import create_app
 from runtime.settings import Settings
-from tests.support import require_binary, running_service
+from tests.support import ServiceProcess, require_binary, run_cli
 
 MIN_CASES = 1000
 _cases: dict[tuple[str, str], int] = {}
@@ -35,8 +35,15 @@ def fuzz_service(tmp_path_factory):
     document states, so generated texts stay short."""
     env = {"ENGINES": "espeak", "MAX_TEXT_CHARS": "120", "MAX_JOB_TEXT_CHARS": "240", "ACCESS_LOG": "false",
            "REQUEST_TIMEOUT_S": "30"}
-    with running_service(tmp_path_factory.mktemp("fuzz") / "data", env) as proc:
-        yield proc
+    proc = ServiceProcess(tmp_path_factory.mktemp("fuzz") / "data", env=env)
+    # Logged in: the admin functions are fuzzed with an admin key (a session's logout would end the run)
+    made = run_cli(proc, "keys", "create", "fuzzer", "--admin")
+    assert made.returncode == 0, made.stderr
+    proc.headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    try:
+        yield proc.start().wait_ready()
+    finally:
+        proc.stop()
 
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -57,7 +64,7 @@ def test_fuzz_every_operation(fuzz_service, mode):
         def run(case):
             label = (case.operation.label, mode)
             _cases[label] = _cases.get(label, 0) + 1
-            case.call_and_validate(checks=CHECKS, timeout=60)
+            case.call_and_validate(checks=CHECKS, timeout=60, headers=fuzz_service.headers)
 
         try:
             run()

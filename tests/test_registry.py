@@ -9,8 +9,10 @@ from starlette.testclient import TestClient
 
 from runtime.app import Edge
 from runtime.functions import FunctionDefinitionError, function
+from runtime.options import default_layers
 from runtime.registry import Registry, discover
 from runtime.router import FunctionRouter
+from runtime.settings import Settings
 
 HANDLER = '''
 from runtime.functions import function
@@ -20,6 +22,10 @@ from runtime.http import json_response
 async def {name}(request, ctx):
     return json_response({{"from": "{name}"}})
 '''
+
+
+def layers(max_body: int = 1000):
+    return default_layers(Settings().with_(max_body_bytes=max_body))
 
 
 def write(directory, filename, route="/x", name="x", extra=""):
@@ -34,27 +40,36 @@ def test_discovers_modules_and_subpackages(tmp_path):
     modules = discover(tmp_path)
     assert sorted(m.name for m in modules) == ["admin.users", "one"]
     assert all(m.module_name.startswith(f"ef_functions.{m.name}.v") for m in modules)
-    assert Registry(modules, 1000).names() == ["one", "users"]
+    assert Registry(modules, layers()).names() == ["one", "users"]
 
 
 def test_duplicate_function_names_are_rejected(tmp_path):
     write(tmp_path, "a.py", "/a", "same")
     write(tmp_path, "b.py", "/b", "same")
     with pytest.raises(FunctionDefinitionError, match="declared twice"):
-        Registry(discover(tmp_path), 1000)
+        Registry(discover(tmp_path), layers())
 
 
 def test_duplicate_routes_are_rejected(tmp_path):
     write(tmp_path, "a.py", "/same", "a")
     write(tmp_path, "b.py", "/same", "b")
     with pytest.raises(FunctionDefinitionError, match="GET /same is served by both"):
-        Registry(discover(tmp_path), 1000)
+        Registry(discover(tmp_path), layers())
 
 
 def test_unknown_options_are_rejected_with_the_known_ones(tmp_path):
     write(tmp_path, "a.py", "/a", "a", extra=", timeot_s=3")
     with pytest.raises(FunctionDefinitionError, match=r"unknown option\(s\) \['timeot_s'\].*timeout_s"):
-        discover(tmp_path)
+        Registry(discover(tmp_path), layers())
+
+
+def test_an_option_exists_only_while_a_layer_claims_it(tmp_path):
+    """The layers own the options: without the rate-limit layer, rate_limit is an unknown option."""
+    write(tmp_path, "a.py", "/a", "a", extra=", rate_limit='5/minute'")
+    assert Registry(discover(tmp_path), layers()).names() == ["a"]
+    without = [layer for layer in layers() if "rate_limit" not in layer.options]
+    with pytest.raises(FunctionDefinitionError, match=r"unknown option\(s\) \['rate_limit'\]"):
+        Registry(discover(tmp_path), without)
 
 
 def test_module_without_function_is_rejected(tmp_path):
@@ -66,13 +81,24 @@ def test_module_without_function_is_rejected(tmp_path):
 @pytest.mark.parametrize(("options", "message"), [
     ({"route": "no-slash"}, "route"),
     ({"route": "/x", "methods": ["FETCH"]}, "bad methods"),
-    ({"route": "/x", "auth": "everyone"}, "auth"),
-    ({"route": "/x", "timeout_s": 0}, "timeout_s"),
-    ({"route": "/x", "concurrency": -1}, "concurrency"),
 ])
-def test_bad_option_values(options, message):
+def test_bad_core_option_values(options, message):
     with pytest.raises(FunctionDefinitionError, match=message):
         function(**options)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (", auth='everyone'", "auth must be one of"),
+    (", timeout_s=0", "timeout_s must be a positive number"),
+    (", concurrency=-1", "concurrency must be >= 0"),
+    (", max_body='big'", "max_body must be a byte count"),
+    (", rate_limit='lots'", "rate_limit must be a limit"),
+    (", openapi=3", "openapi must be"),
+])
+def test_bad_option_values_are_refused_by_their_layer(tmp_path, extra, message):
+    write(tmp_path, "a.py", "/a", "a", extra=extra)
+    with pytest.raises(FunctionDefinitionError, match=message):
+        Registry(discover(tmp_path), layers())
 
 
 def test_sync_handlers_are_rejected():
@@ -92,7 +118,7 @@ def test_endpoints_follow_the_active_pointer_and_enforce_limits(tmp_path):
             await asyncio.sleep(body.get("sleep", 0))
             return json_response({"version": 1})
     '''))
-    registry = Registry(discover(tmp_path), 1000)
+    registry = Registry(discover(tmp_path), layers())
     app = Edge(FunctionRouter(registry.table(ctx=None)))
     with TestClient(app) as c:
         assert c.post("/slow", json={}).json() == {"version": 1}
@@ -118,7 +144,7 @@ def test_endpoints_follow_the_active_pointer_and_enforce_limits(tmp_path):
 def test_the_shipped_functions_load():
     from runtime.app import FUNCTIONS_DIR
 
-    names = Registry(discover(FUNCTIONS_DIR), 64_000).names()
+    names = Registry(discover(FUNCTIONS_DIR), layers(64_000)).names()
     assert {"openai_speech", "synthesize", "job_status", "cached_audio", "voices", "health", "healthz",
             "readyz"} <= set(names)
 
@@ -131,7 +157,7 @@ def test_unexpected_errors_become_json_500_without_traceback(tmp_path):
         async def boom(request, ctx):
             raise KeyError(request.path_params["n"])
     '''))
-    app = Edge(FunctionRouter(Registry(discover(tmp_path), 1000).table(ctx=None)))
+    app = Edge(FunctionRouter(Registry(discover(tmp_path), layers()).table(ctx=None)))
     with TestClient(app, raise_server_exceptions=False) as c:
         resp = c.get("/boom/7", headers={"x-request-id": "trace-me"})
         assert resp.status_code == 500

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.settings import OPENAI_VOICE_NAMES, Settings, SettingsError
+from runtime.settings import ENVIRONMENT_VARIABLES, OPENAI_VOICE_NAMES, Settings, SettingsError
 
 
 def test_defaults_are_the_embedded_mode():
@@ -76,3 +76,56 @@ def test_thread_layout_and_isolation_defaults(monkeypatch):
     s = Settings.from_env({"WORKER_THREADS": "3", "ENGINE_PROCESSES": "coqui=1"})
     assert s.engine_isolation == "process" and s.piper_threads == 1
     assert (s.processes_for("piper"), s.processes_for("espeak"), s.processes_for("coqui")) == (3, 3, 1)
+
+
+def test_environment_then_env_file_then_secrets_files(tmp_path):
+    from runtime.settings import environment, loose_env_file
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=9100\nAUTH_MODE=api_key\nREDIS_URL=redis://:from-dotenv@127.0.0.1:6379/0\n")
+    env_file.chmod(0o600)
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "database_url").write_text("postgres://ef:s3cret-pw@db:5432/ef\n")
+    (secrets_dir / "REDIS_URL").write_text("redis://:from-secret@127.0.0.1:6379/0")
+    merged = environment({"ENV_FILE": str(env_file), "SECRETS_DIR": str(secrets_dir), "PORT": "9200"})
+    s = Settings.from_env(merged)
+    assert s.port == 9200  # the process environment wins
+    assert s.auth_mode == "api_key"  # then .env
+    assert s.redis_url == "redis://:from-dotenv@127.0.0.1:6379/0"  # .env before the secrets directory
+    assert s.database_url == "postgres://ef:s3cret-pw@db:5432/ef"  # a Docker secret, lower-case file name
+    assert loose_env_file({"ENV_FILE": str(env_file)}) is None
+    env_file.chmod(0o644)
+    assert "chmod 600" in loose_env_file({"ENV_FILE": str(env_file)})
+
+
+def test_settings_dumps_never_show_passwords():
+    s = Settings.from_env({"DATABASE_URL": "postgres://ef:s3cret-pw@db:5432/ef",
+                           "REDIS_URL": "redis://:r3dis-pw@127.0.0.1:6379/0"})
+    assert "s3cret-pw" not in repr(s) and "r3dis-pw" not in repr(s)
+    dump = s.redacted()
+    assert dump["DATABASE_URL"] == "postgres://ef:***@db:5432/ef" and dump["REDIS_URL"].startswith("redis://:***@")
+    assert set(dump) == set(ENVIRONMENT_VARIABLES)
+
+
+@pytest.mark.parametrize(("env", "var"), [
+    ({"AUTH_MODE": "keys"}, "AUTH_MODE"),
+    ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+    ({"CORS_ORIGINS": "https://ha.lan/path"}, "CORS_ORIGINS"),
+    ({"RATE_LIMITS": "openai_speech=lots"}, "RATE_LIMITS"),
+    ({"ARGON2_MEMORY_KIB": "1024"}, "ARGON2_MEMORY_KIB"),  # never below the design's 64 MiB
+    ({"SESSION_IDLE_S": "7200", "SESSION_MAX_S": "3600"}, "SESSION_MAX_S"),
+])
+def test_security_settings_are_validated(env, var):
+    with pytest.raises(SettingsError, match=var):
+        Settings.from_env(env)
+
+
+def test_env_sample_lists_every_variable_at_its_default():
+    from dotenv import dotenv_values
+
+    from tests.support import ROOT
+
+    sample = dotenv_values(ROOT / ".env.sample")
+    assert set(sample) == set(ENVIRONMENT_VARIABLES)
+    assert Settings.from_env({k: v or "" for k, v in sample.items()}) == Settings()
