@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         try:
             yield
         finally:
+            security.keys.flush_uses()  # the API keys' last use, batched in memory
             services.close()
 
     router = FunctionRouter(registry.table(ctx), lifespan=lifespan)

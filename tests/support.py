@@ -295,3 +295,64 @@ def run_cli(service: ServiceProcess, *args: str, stdin: str | None = None) -> su
 def client_from(address: str, **kwargs) -> httpx.Client:
     """An HTTP client whose connections leave from ``address`` (a loopback alias such as 127.0.0.2)."""
     return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30, **kwargs)
+
+
+NGINX_PROXY_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_bind {source};
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"""
+
+
+class NginxProxy:
+    """A real nginx reverse proxy on 127.0.0.1 in front of a service, connecting to it from ``source``
+    (a loopback alias), forwarding the client's address as nginx does: ``$proxy_add_x_forwarded_for``."""
+
+    def __init__(self, workdir: Path, upstream_port: int, source: str) -> None:
+        self.binary = require_binary("nginx")
+        self.workdir = workdir
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "nginx.conf").write_text(NGINX_PROXY_CONF.format(dir=workdir, port=self.port,
+                                                                    upstream=upstream_port, source=source))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> NginxProxy:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.workdir / "nginx.conf"), "-p", str(self.workdir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"nginx did not start: {(self.workdir / 'nginx-error.log').read_text()}")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)

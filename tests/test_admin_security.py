@@ -14,7 +14,7 @@ import httpx
 import pyotp
 import pytest
 
-from tests.support import ServiceProcess, client_from, run_cli
+from tests.support import NginxProxy, ServiceProcess, client_from, run_cli
 
 PASSWORD = "violet tractor sings quietly"
 ADMIN_NET = "127.0.0.0/30,::1/128"  # 127.0.0.1-3 and ::1 are "the LAN"; 127.0.0.5 is outside
@@ -27,6 +27,9 @@ def svc(tmp_path_factory):
         "ENGINES": "espeak", "ADMIN_ALLOWED_CIDRS": ADMIN_NET, "TRUSTED_PROXIES": f"{PROXY}/32"})
     done = run_cli(proc, "admin", "create", "alice", "--password-stdin", stdin=PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
+    env_file = proc.data_dir / ".env"
+    env_file.write_text("SESSION_IDLE_S=1800\n")
+    env_file.chmod(0o644)  # readable by others: the service warns at start-up
     proc.start()
     try:
         yield proc.wait_ready()
@@ -307,7 +310,66 @@ def test_the_audit_log_filters_and_pages(svc):
 
 def test_no_secret_reaches_the_log(svc):
     log = svc.log()
+    assert "is mode 644" in log and "chmod 600" in log
     assert PASSWORD not in log and "efk_" not in log and "quartz pelican" not in log
     with sqlite3.connect(svc.data_dir / "db.sqlite") as db:
         rows = db.execute("SELECT details FROM audit_log").fetchall()
     assert not any("efk_" in row[0] or PASSWORD in row[0] for row in rows)
+
+
+def test_cors_is_an_allowlist(tmp_path):
+    proc = ServiceProcess(tmp_path / "data", env={"ENGINES": "espeak", "CORS_ORIGINS": "https://ha.example.lan"})
+    try:
+        proc.start().wait_ready()
+        ours = {"Origin": "https://ha.example.lan"}
+        preflight = httpx.options(proc.url + "/v1/audio/speech", headers={
+            **ours, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://ha.example.lan"
+        assert "authorization" in preflight.headers["access-control-allow-headers"]
+        assert "access-control-allow-credentials" not in preflight.headers
+        answer = httpx.get(proc.url + "/api/voices", headers=ours)
+        assert answer.headers["access-control-allow-origin"] == "https://ha.example.lan"
+        assert "x-tts-engine" in answer.headers["access-control-expose-headers"]
+        stranger = httpx.get(proc.url + "/api/voices", headers={"Origin": "https://evil.example"})
+        assert stranger.status_code == 200 and "access-control-allow-origin" not in stranger.headers
+        assert httpx.options(proc.url + "/v1/audio/speech", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}).status_code == 405
+    finally:
+        proc.stop()
+
+
+def test_a_login_rehashes_a_password_hashed_with_weaker_parameters(svc, tmp_path):
+    stronger = ServiceProcess(tmp_path / "data", env={"ENGINES": "espeak", "ARGON2_TIME_COST": "3",
+                                                      "DATABASE_URL": f"sqlite:///{svc.data_dir / 'db.sqlite'}"})
+    run_cli(svc, "admin", "create", "erin", "--password-stdin", stdin="amber falcon circles east\n")
+    try:
+        stronger.start().wait_ready()
+        answer = httpx.post(stronger.url + "/api/admin/login",
+                            json={"username": "erin", "password": "amber falcon circles east"})
+        assert answer.status_code == 200
+    finally:
+        stronger.stop()
+    with sqlite3.connect(svc.data_dir / "db.sqlite") as db:
+        (stored,) = db.execute("SELECT password_hash FROM admins WHERE name = 'erin'").fetchone()
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=1$")
+
+
+def test_through_a_real_nginx_the_client_address_is_the_one_nginx_saw(svc, tmp_path):
+    """nginx (a trusted proxy, connecting from 127.0.0.3) appends the address it saw to X-Forwarded-For:
+    the admin network is judged by that, and what a client writes into the header itself changes nothing."""
+    with NginxProxy(tmp_path / "nginx", svc.port, PROXY) as nginx:
+        def attempt(source: str, headers=None) -> int:
+            with client_from(source) as client:
+                return client.post(nginx.url + "/api/admin/login", headers=headers or {},
+                                   json={"username": "nobody", "password": "not the password"}).status_code
+
+        assert attempt("127.0.0.1") == 401  # inside: the login itself answers (wrong credentials)
+        assert attempt("127.0.0.5") == 403  # outside, as nginx reports it
+        assert attempt("127.0.0.5", {"X-Forwarded-For": "127.0.0.1"}) == 403  # spoofing through the proxy
+        assert attempt("127.0.0.5", {"X-Real-IP": "127.0.0.1"}) == 403
+        with client_from("127.0.0.1") as client:
+            ok = client.post(nginx.url + "/api/admin/login", json={"username": "alice", "password": PASSWORD})
+            assert ok.status_code == 200
+    events = audit(svc, action="admin.login", actor="login:nobody")
+    assert {e["client"] for e in events} == {"127.0.0.1"}  # the audit log records the real client, not nginx

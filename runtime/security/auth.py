@@ -170,14 +170,6 @@ def actor_of(request: Request) -> str:
     return principal.actor if principal else "anonymous"
 
 
-def admin_of(request: Request) -> str:
-    """The admin name behind a session or an admin key (a key acts as ``key:<id>``)."""
-    principal = principal_of(request)
-    if principal is None:
-        raise Unauthorized("log in first")
-    return principal.admin_name or principal.actor
-
-
 def session_admin(request: Request) -> str:
     """The admin of the session making this request; 409 for an API key (keys have no TOTP or password)."""
     principal = principal_of(request)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import fn
-
 from storage.models import LoginFailure, utcnow
 
 FREE_PAIR = 3
@@ -52,7 +50,3 @@ def failed(name: str, address: str) -> None:
 def succeeded(name: str, address: str) -> None:
     LoginFailure.delete().where(LoginFailure.scope.in_([scope for scope, _ in _scopes(name, address)])).execute()
 
-
-def failures(name: str, address: str) -> int:
-    return LoginFailure.select(fn.MAX(LoginFailure.failures)).where(
-        LoginFailure.scope == _scopes(name, address)[0][0]).scalar() or 0

@@ -96,3 +96,19 @@ def test_worker_killed_mid_job_is_recovered_by_the_next_worker(redis_server, tmp
     finally:
         web.stop()
         worker.stop()
+
+
+def test_rate_limits_are_shared_by_every_web_process(redis_server, tmp_path):
+    """Two web processes count one caller's requests together, in Redis."""
+    env = {"REDIS_URL": redis_server.url, "ENGINES": "espeak", "RATE_LIMITS": "voices=4/minute"}
+    webs = [ServiceProcess(tmp_path / "data", "serve", env=env) for _ in range(2)]
+    try:
+        for web in webs:
+            web.start().wait_ready(timeout=60, path="/healthz")
+        codes = [httpx.get(webs[n % 2].url + "/api/voices", timeout=30).status_code for n in range(5)]
+        assert codes == [200, 200, 200, 200, 429]
+        other_function = httpx.get(webs[0].url + "/v1/models", timeout=30)
+        assert other_function.status_code == 200 and "ratelimit-limit" not in other_function.headers
+    finally:
+        for web in webs:
+            web.stop()
