@@ -373,3 +373,5 @@ def test_through_a_real_nginx_the_client_address_is_the_one_nginx_saw(svc, tmp_p
             assert ok.status_code == 200
     events = audit(svc, action="admin.login", actor="login:nobody")
     assert {e["client"] for e in events} == {"127.0.0.1"}  # the audit log records the real client, not nginx
+    outside = audit(svc, action="admin.login", actor="anonymous", outcome="denied")
+    assert {e["client"] for e in outside} >= {"127.0.0.5"}  # refused attempts from outside are audited too

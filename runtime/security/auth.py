@@ -29,7 +29,7 @@ from starlette.requests import Request
 from runtime.callers import SCOPE_KEY as CALLER
 from runtime.errors import ApiError
 from runtime.options import Call, Layer, bad
-from runtime.security import Security
+from runtime.security import Security, audit
 from runtime.security.addresses import client_address, inside, parse_address
 from runtime.security.keys import KeyInfo
 from runtime.security.sessions import COOKIE, CSRF_HEADER, SECURE_COOKIE, SessionInfo
@@ -125,6 +125,9 @@ class AuthLayer(Layer):
             if not inside(parse_address(address), self.security.admin_networks):
                 logger.warning("refused {} {} from {}: outside ADMIN_ALLOWED_CIDRS", request.method,
                                request.url.path, address)
+                if level == "lan":  # a login attempt from outside: audited like every login attempt
+                    await run_in_threadpool(audit.record, "anonymous", address, "admin.login", audit.DENIED,
+                                            reason="outside ADMIN_ALLOWED_CIDRS")
                 raise Forbidden("admin functions answer only on the admin network (ADMIN_ALLOWED_CIDRS)",
                                 code="admin_address_refused")
             if level == "lan":
