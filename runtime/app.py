@@ -136,8 +136,13 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
             logger.warning(warning)
         services = Services.build(settings, responses)
         ctx.services = services
+        scheduler = None
         if settings.embedded:
+            from scheduler.runner import Scheduler
+
             services.start_worker(load_in_background=True)
+            scheduler = Scheduler(settings, services)
+            scheduler.start()
         else:
             services.events.start_listening()
             services.recover()
@@ -145,6 +150,8 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()  # releases the lease
             security.keys.flush_uses()  # the API keys' last use, batched in memory
             services.close()
 

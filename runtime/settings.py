@@ -160,6 +160,12 @@ class Settings:
     argon2_parallelism: int = 1
     session_idle_s: float = 1800.0  # an admin session ends after this long unused (30 min) …
     session_max_s: float = 43200.0  # … and this long after login, used or not (12 h)
+    # Scheduler (scheduler/): one leader by a lease; maintenance jobs
+    scheduler_lease_s: float = 15.0  # a dead leader is replaced within this long
+    prune_interval_s: float = 3600.0
+    job_retention_days: float = 30.0  # finished jobs and scheduler runs older than this are deleted
+    backup_cron: str = "0 3 * * *"  # crontab (UTC): when the database is backed up
+    backup_keep: int = 7  # backups kept in DATA_DIR/backups
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -208,6 +214,13 @@ class Settings:
             if not _valid_rate(limit):
                 raise SettingsError(f"RATE_LIMITS must map function names to limits such as openai_speech=60/minute "
                                     f"or default=600/hour, got {name}={limit}")
+        try:
+            from apscheduler.triggers.cron import CronTrigger
+
+            CronTrigger.from_crontab(self.backup_cron, timezone="UTC")
+        except ValueError as exc:
+            raise SettingsError(f"BACKUP_CRON must be a crontab line such as '0 3 * * *', got "
+                                f"{self.backup_cron!r} ({exc})") from None
         if self.session_max_s < self.session_idle_s:
             raise SettingsError("SESSION_MAX_S must be at least SESSION_IDLE_S")
 
@@ -385,6 +398,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "argon2_parallelism": ("ARGON2_PARALLELISM", _int("ARGON2_PARALLELISM", 1, 64)),
     "session_idle_s": ("SESSION_IDLE_S", _float("SESSION_IDLE_S", 60, 30 * 86400)),
     "session_max_s": ("SESSION_MAX_S", _float("SESSION_MAX_S", 60, 365 * 86400)),
+    "scheduler_lease_s": ("SCHEDULER_LEASE_S", _float("SCHEDULER_LEASE_S", 0.5, 3600)),
+    "prune_interval_s": ("PRUNE_INTERVAL_S", _float("PRUNE_INTERVAL_S", 1, 30 * 86400)),
+    "job_retention_days": ("JOB_RETENTION_DAYS", _float("JOB_RETENTION_DAYS", 0.001, 36500)),
+    "backup_cron": ("BACKUP_CRON", str),
+    "backup_keep": ("BACKUP_KEEP", _int("BACKUP_KEEP", 1, 10_000)),
 }
 
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(var for var, _ in _ENVIRONMENT.values())

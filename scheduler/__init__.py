@@ -1,5 +1,3 @@
-"""Scheduled maintenance (APScheduler 3.x): cache eviction, engine probes, backups, stuck-job recovery.
-
-The jobs themselves arrive with the scheduler issue; in embedded mode they will run in the web process,
-scaled out in exactly one ``python -m scheduler`` process.
-"""
+"""Scheduled maintenance (APScheduler 3.x) with one leader (a lease in the database): pruning and backups
+(``scheduler.jobs``); every run recorded in ``scheduler_runs``. Embedded mode runs it inside the web
+process; scaled out it is ``python -m scheduler`` (start one or two: only the lease holder runs jobs)."""

@@ -222,6 +222,36 @@ class LoginFailure(BaseModel):
         table_name = "login_failures"
 
 
+class SchedulerLease(BaseModel):
+    """Who leads the scheduler: the instance whose lease has not expired runs the jobs."""
+
+    name = CharField(primary_key=True, max_length=64)
+    holder = CharField(max_length=200)
+    acquired_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+
+    class Meta:
+        table_name = "scheduler_lease"
+
+
+class SchedulerRun(BaseModel):
+    """One run of a scheduled job: ``requested`` (run now, waiting), ``running``, ``success`` or ``failure``."""
+
+    id = AutoField()
+    job = CharField(max_length=64)
+    requested_by = CharField(max_length=200, null=True)
+    holder = CharField(max_length=200, null=True)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    outcome = CharField(max_length=16)
+    figures = TextField(default="{}")  # JSON: what the run did (files removed, bytes freed, …)
+    error = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "scheduler_runs"
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     name = CharField(max_length=200)

@@ -17,17 +17,18 @@ def compose(*args: str) -> str:
 
 def test_compose_file_is_valid():
     compose("config", "-q")
-    assert set(compose("config", "--services").split()) == {"redis", "web", "worker"}
+    assert set(compose("config", "--services").split()) == {"redis", "web", "worker", "scheduler"}
     assert "redis-data" in compose("config", "--volumes").split()
     rendered = compose("config")
     assert "REDIS_URL: redis://redis:6379/0" in rendered
-    assert rendered.count("/app/data") >= 4  # both app services mount ./data and set DATA_DIR
+    assert rendered.count("/app/data") >= 6  # the app services mount ./data and set DATA_DIR
 
 
 def test_procfile_runs_the_cli_roles():
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert lines["web"].strip().startswith("python -m runtime serve")
     assert lines["worker"].strip() == "python -m runtime worker"
+    assert lines["scheduler"].strip() == "python -m scheduler"
 
 
 def test_dockerfile_runs_as_non_root_on_python_311_slim():

@@ -1,0 +1,144 @@
+"""The scheduler: one leader among real processes (a lease in the database, taken over after kill -9),
+every run recorded, "run now" from the admin function, and the prune and backup jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from runtime.settings import Settings
+from scheduler.runner import JobContext
+from storage.backup import integrity_ok, list_backups
+from storage.db import open_database
+from storage.migrations import migrate
+from storage.models import AdminSession, Job, LoginFailure, WorkerHeartbeat, utcnow
+from tests.support import ROOT, ServiceProcess, run_cli
+
+
+def runs(db_path) -> list[sqlite3.Row]:
+    if not db_path.exists():
+        return []
+    with sqlite3.connect(db_path, timeout=10) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute("SELECT * FROM scheduler_runs ORDER BY id").fetchall()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_schedulers_one_leader_and_a_takeover_after_kill_9(tmp_path):
+    data = tmp_path / "data"
+    env = {"SCHEDULER_LEASE_S": "1.5", "PRUNE_INTERVAL_S": "1", "BACKUP_CRON": "0 3 1 1 *"}
+    first = ServiceProcess(data, env=env)
+    second = ServiceProcess(data, env=env)
+    procs = []
+    try:
+        data.mkdir(parents=True)
+        for proc in (first, second):
+            with open(proc.log_path, "ab") as log:
+                proc.proc = subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=ROOT, env=proc.env,
+                                             stdout=log, stderr=subprocess.STDOUT)
+            procs.append(proc)
+        db = data / "db.sqlite"
+        wait_for(lambda: len([r for r in runs(db) if r["outcome"] == "success"]) >= 4, 30, "four prune runs")
+        holders = {r["holder"] for r in runs(db)}
+        assert len(holders) == 1, holders  # only the lease holder runs jobs
+        leader_pid = int(holders.pop().split(":")[1])
+        leader = next(p for p in procs if p.proc.pid == leader_pid)
+        standby = next(p for p in procs if p is not leader)
+        killed_at = time.monotonic()
+        leader.proc.send_signal(signal.SIGKILL)
+        leader.proc.wait(10)
+        last_id = runs(db)[-1]["id"]
+        taken = wait_for(lambda: [r for r in runs(db) if r["id"] > last_id and r["outcome"] == "success"
+                                  and r["holder"].split(":")[1] == str(standby.proc.pid)], 30, "the takeover")
+        assert taken and time.monotonic() - killed_at < 10
+        assert all(json.loads(r["figures"])["seconds"] >= 0 for r in runs(db) if r["outcome"] == "success")
+        # a graceful stop releases the lease at once
+        standby.stop()
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM scheduler_lease").fetchone()[0] == 0
+        assert "released the lease" in standby.log()
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def test_prune_keeps_what_is_live_and_deletes_what_is_old(tmp_path):
+    from scheduler.jobs import prune
+
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    long_ago = utcnow() - dt.timedelta(days=40)
+    for n, (status, finished) in enumerate([("succeeded", long_ago), ("failed", long_ago), ("succeeded", utcnow()),
+                                            ("queued", None), ("running", None)]):
+        Job.create(id=f"{n:032x}", key=f"{n:064x}", status=status, text="t", voice="v", format="wav",
+                   created_at=long_ago, finished_at=finished)
+    WorkerHeartbeat.create(id="dead", hostname="h", pid=1, heartbeat_at=long_ago)
+    WorkerHeartbeat.create(id="alive", hostname="h", pid=2)
+    AdminSession.create(id="s" * 64, admin="a", csrf_digest="c", expires_at=utcnow() - dt.timedelta(seconds=1),
+                        client="127.0.0.1")
+    LoginFailure.create(scope="address:127.0.0.2", failures=3, last_at=long_ago)
+    figures = prune.run(JobContext(Settings(job_retention_days=30)))
+    assert figures == {"jobs": 2, "scheduler_runs": 0, "workers": 1, "probes": 0, "sessions": 1,
+                       "login_failures": 1}
+    assert sorted(j.status for j in Job.select()) == ["queued", "running", "succeeded"]
+    assert [w.id for w in WorkerHeartbeat.select()] == ["alive"]
+    db.close()
+
+
+def test_run_now_backs_the_database_up_verified_and_rotated(tmp_path):
+    proc = ServiceProcess(tmp_path / "data", env={"ENGINES": "espeak", "BACKUP_KEEP": "2",
+                                                  "SCHEDULER_LEASE_S": "1"})
+    key = run_cli(proc, "keys", "create", "ops", "--admin").stdout.strip()
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        proc.start().wait_ready()
+        with httpx.Client(base_url=proc.url, headers=auth, timeout=30) as c:
+            for _ in range(3):
+                asked = c.post("/api/admin/scheduler/backup/run")
+                assert asked.status_code == 202 and asked.json()["outcome"] == "requested"
+
+                def done(run_id=asked.json()["id"]):
+                    listed = c.get("/api/admin/scheduler", params={"job": "backup"}).json()["runs"]
+                    return next((r for r in listed if r["id"] == run_id and r["finished_at"]), None)
+
+                run = wait_for(done, 30, "the backup run")
+                assert run["outcome"] == "success", run
+                assert run["requested_by"].startswith("key:") and run["figures"]["bytes"] > 0
+            listing = c.get("/api/admin/scheduler").json()
+            assert {j["name"] for j in listing["jobs"]} == {"prune", "backup"} and listing["leader"]
+            assert c.post("/api/admin/scheduler/nothing/run").status_code == 404
+        backups = list_backups(proc.data_dir / "backups")
+        assert len(backups) == 2  # BACKUP_KEEP
+        assert integrity_ok(backups[-1]) == "ok"
+        with sqlite3.connect(backups[-1]) as copy:  # the copy holds the data, e.g. the key that asked
+            assert copy.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0] == 1
+        with proc.db() as db:
+            audited = db.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'scheduler.run_now'").fetchone()[0]
+        assert audited == 3
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("cron", ["every night", "61 3 * * *"])
+def test_a_bad_backup_schedule_fails_at_start_up(cron):
+    from runtime.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="BACKUP_CRON"):
+        Settings.from_env({"BACKUP_CRON": cron})
