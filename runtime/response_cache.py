@@ -26,9 +26,13 @@ class CachedResponse:
 class ResponseCache:
     def __init__(self, max_bytes: int) -> None:
         self._lru: SizedLru[CachedResponse] = SizedLru(max_bytes, lambda item: len(item.body))
+        self.on_hit: Callable[[str], None] | None = None  # told of every hit (cache eviction's LRU)
 
     def get(self, path: str) -> CachedResponse | None:
-        return self._lru.get(path)
+        item = self._lru.get(path)
+        if item is not None and self.on_hit is not None:
+            self.on_hit(path)
+        return item
 
     def store(self, path: str, function: str, status: int, raw_headers: list[tuple[bytes, bytes]],
               body: bytes) -> None:

@@ -24,6 +24,7 @@ from runtime.speech.service import SpeechService
 from runtime.speech.synthesis import Synthesizer, recover
 from runtime.speech.voices import VoiceCatalog
 from runtime.workers import Heartbeat, Liveness
+from storage.access import AccessRecorder
 from storage.cache import AudioCache
 from storage.db import open_database
 from storage.migrations import migrate
@@ -46,6 +47,7 @@ class Services:
     breakers: EngineBreakers
     responses: ResponseCache
     started_at: float = field(default_factory=time.time)
+    accesses: AccessRecorder = field(default_factory=AccessRecorder)
     heartbeat: Heartbeat | None = None
     worker: dramatiq.Worker | None = None
     load_errors: dict[str, str] = field(default_factory=dict)
@@ -79,6 +81,10 @@ class Services:
                        breakers, responses)
         speech.capacity = services.worker_threads
         services.disabled_engines = disabled
+        # cache hits are recorded (in memory, written every 30 s) for the eviction's LRU order
+        speech.touch = synthesizer.touch = audio.touch = services.accesses.touch
+        responses.on_hit = services.accesses.touch_path
+        services.accesses.start()
         return services
 
     def worker_threads(self) -> int:
@@ -136,6 +142,7 @@ class Services:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop(timeout=int(self.settings.job_timeout_s * 1000))
+        self.accesses.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
         for engine in self.engines.values():

@@ -7,6 +7,8 @@ hands the file to nginx (``X-Accel-Redirect``) instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -69,6 +71,7 @@ class AudioServer:
         self.responses = responses
         self.file_max_bytes = file_max_bytes
         self.accel_prefix = accel_prefix.rstrip("/")
+        self.touch: Callable[[str], None] = lambda key: None  # records the hit for eviction (storage.access)
 
     def forget(self, key: str, fmt: str) -> None:
         """Drop a file from memory (cache eviction calls this when it deletes the file)."""
@@ -98,6 +101,7 @@ class AudioServer:
                  allow_accel: bool = True) -> Response:
         """The cached file as a response: ETag, immutable caching, conditional and Range requests."""
         rng, inm, if_range = _special_headers(request.scope)
+        self.touch(key)
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         etag = f'"{key}.{fmt}"'
         if inm is not None and inm.decode("latin-1") in (etag, "*"):

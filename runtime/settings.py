@@ -163,6 +163,9 @@ class Settings:
     # Scheduler (scheduler/): one leader by a lease; maintenance jobs
     scheduler_lease_s: float = 15.0  # a dead leader is replaced within this long
     prune_interval_s: float = 3600.0
+    eviction_interval_s: float = 300.0
+    cache_max_bytes: int = 2 * 1024**3  # the audio cache is kept under this (2 GiB)
+    cache_ttl_days: float = 90.0  # entries unused this long are dropped (0: no age limit)
     job_retention_days: float = 30.0  # finished jobs and scheduler runs older than this are deleted
     backup_cron: str = "0 3 * * *"  # crontab (UTC): when the database is backed up
     backup_keep: int = 7  # backups kept in DATA_DIR/backups
@@ -400,6 +403,9 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "session_max_s": ("SESSION_MAX_S", _float("SESSION_MAX_S", 60, 365 * 86400)),
     "scheduler_lease_s": ("SCHEDULER_LEASE_S", _float("SCHEDULER_LEASE_S", 0.5, 3600)),
     "prune_interval_s": ("PRUNE_INTERVAL_S", _float("PRUNE_INTERVAL_S", 1, 30 * 86400)),
+    "eviction_interval_s": ("EVICTION_INTERVAL_S", _float("EVICTION_INTERVAL_S", 1, 30 * 86400)),
+    "cache_max_bytes": ("CACHE_MAX_BYTES", _int("CACHE_MAX_BYTES", 1024 * 1024, 1 << 50)),
+    "cache_ttl_days": ("CACHE_TTL_DAYS", _float("CACHE_TTL_DAYS", 0, 36500)),
     "job_retention_days": ("JOB_RETENTION_DAYS", _float("JOB_RETENTION_DAYS", 0.001, 36500)),
     "backup_cron": ("BACKUP_CRON", str),
     "backup_keep": ("BACKUP_KEEP", _int("BACKUP_KEEP", 1, 10_000)),

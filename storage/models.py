@@ -64,6 +64,7 @@ class Job(BaseModel):
     chunks_cached = IntegerField(default=0)
     caller = CharField(max_length=200, null=True)  # runtime.callers: ip:<address> or key:<id>
     speaking_voice = CharField(max_length=200, null=True)  # the voice of the chain in use now
+    chunk_keys = TextField(null=True)  # comma-separated sentence keys of a multi-sentence job (eviction spares them)
 
     class Meta:
         table_name = "jobs"
@@ -113,6 +114,21 @@ class CacheEntry(BaseModel):
 
     class Meta:
         table_name = "cache_entries"
+
+
+class CachePin(BaseModel):
+    """A phrase the cache keeps whatever its age or the size cap (announcements, doorbell phrases)."""
+
+    key = CharField(primary_key=True, max_length=64)
+    format = CharField(max_length=8)
+    text = TextField(null=True)  # when pinned by text + voice + format
+    voice = CharField(max_length=200, null=True)
+    note = TextField(null=True)
+    pinned_by = CharField(max_length=200)
+    pinned_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "cache_pins"
 
 
 class WorkerHeartbeat(BaseModel):

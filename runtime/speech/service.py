@@ -49,6 +49,7 @@ class SpeechService:
         self.max_depth = max_depth
         self.max_per_caller = max_per_caller
         self.capacity: Callable[[], int] = lambda: 1  # live synthesis threads; set by Services
+        self.touch: Callable[[str], None] = lambda key: None  # records a cache hit (storage.access)
         self.engines = engines
         self.catalog = catalog
         self.cache = cache
@@ -61,7 +62,10 @@ class SpeechService:
     def cached(self, req: SpeechRequest) -> str | None:
         """The cache key if the requested audio is already on disk."""
         key = self.key(req)
-        return key if self.cache.exists(key, req.format) else None
+        if self.cache.exists(key, req.format):
+            self.touch(key)
+            return key
+        return None
 
     def submit(self, req: SpeechRequest, caller: str = "") -> tuple[Job, bool]:
         """Find the unfinished job for this audio or create and enqueue one. Returns (job, created).

@@ -62,6 +62,7 @@ class Synthesizer:
         self.liveness = liveness
         self.publish = publish
         self.worker_id = ""  # set by the worker that runs this synthesizer
+        self.touch: Callable[[str], None] = lambda key: None  # records a reused sentence (storage.access)
 
     def run(self, job_id: str) -> None:
         job = Job.get_or_none(Job.id == job_id)
@@ -145,6 +146,8 @@ class Synthesizer:
             return engine.synthesize(job.text, voice.name, job.speed), True
         model = engine.identity()
         chunks = [(item, chunk_key(voice.engine, model, voice.name, item, job.speed)) for item in items if item.text]
+        # which sentences this job needs, so cache eviction spares them while it runs (one statement per job)
+        Job.update(chunk_keys=",".join(key for _, key in chunks)).where(Job.id == job.id).execute()
         ahead: dict[int, Pending] = {}  # chunk number -> synthesis asked for before its turn
 
         def ask(n: int) -> Pending:
@@ -199,9 +202,11 @@ class Synthesizer:
     def _cached_chunk(self, key: str) -> Pcm | None:
         """A sentence already synthesised, or None when it is missing or unreadable (synthesise it again)."""
         try:
-            return decode_wav(self.cache.path(key, "wav").read_bytes())
+            pcm = decode_wav(self.cache.path(key, "wav").read_bytes())
         except (FileNotFoundError, ValueError, EOFError, wave.Error):
             return None
+        self.touch(key)
+        return pcm
 
     def _progress(self, job: Job, total: int, done: int, cached: int) -> None:
         Job.update(chunks_total=total, chunks_done=done, chunks_cached=cached).where(

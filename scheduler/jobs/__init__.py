@@ -17,6 +17,9 @@ class JobDef:
 
 
 JOBS: dict[str, JobDef] = {job.name: job for job in (
+    JobDef("evict", "scheduler.jobs.evict:run",
+           "keep the audio cache under CACHE_MAX_BYTES and drop entries unused for CACHE_TTL_DAYS (LRU; pinned "
+           "phrases and running jobs' audio are kept); remove orphan files and rows"),
     JobDef("prune", "scheduler.jobs.prune:run",
            "delete finished jobs older than JOB_RETENTION_DAYS and the rows of dead workers"),
     JobDef("backup", "scheduler.jobs.backup:run",
@@ -25,6 +28,8 @@ JOBS: dict[str, JobDef] = {job.name: job for job in (
 
 
 def trigger_for(name: str, settings):
+    if name == "evict":
+        return IntervalTrigger(seconds=settings.eviction_interval_s)
     if name == "prune":
         return IntervalTrigger(seconds=settings.prune_interval_s)
     if name == "backup":
