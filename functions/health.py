@@ -10,7 +10,7 @@ from runtime.functions import function
 from runtime.http import json_response
 from runtime.openapi import json_content
 from runtime.speech.synthesis import queue_depth
-from storage.models import SUCCEEDED, EngineProbe, Job, SchemaVersion
+from storage.models import SUCCEEDED, EngineProbe, Job, SchemaVersion, utcnow
 
 CHECKS = {"type": "object", "additionalProperties": {
     "type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}}}}
@@ -85,14 +85,23 @@ def _live_probes(ctx) -> list[EngineProbe]:
     return [p for p in EngineProbe.select().order_by(EngineProbe.engine) if ctx.liveness.is_alive(p.worker_id)]
 
 
+def _serving(ctx, probe: EngineProbe) -> bool:
+    """An engine serves when its latest canary in a live worker passed and its circuit is not open (an open
+    circuit means real syntheses are failing now; requests go to the next engine of the chain)."""
+    return probe.ok and ctx.breakers.status(probe.engine)["state"] != "open"
+
+
 def _canary(ctx) -> dict:
     chain = _default_chain(ctx)
-    passed = sorted({p.engine for p in _live_probes(ctx) if p.ok and p.engine in chain})
+    probes = _live_probes(ctx)
+    passed = sorted({p.engine for p in probes if _serving(ctx, p) and p.engine in chain})
     if not passed:
         errors = {**ctx.services.disabled_engines, **ctx.services.load_errors}
         raise RuntimeError(f"no engine of the default chain ({' -> '.join(chain)}) has passed its canary "
                            "synthesis in a live worker yet" + (f" ({errors})" if errors else ""))
-    return {"engines": passed, "chain": chain}
+    now = utcnow()
+    ages = {p.engine: round((now - p.probed_at).total_seconds(), 1) for p in probes if p.engine in passed}
+    return {"engines": passed, "chain": chain, "canary_age_s": ages}
 
 
 def _ready(ctx) -> dict:
@@ -128,7 +137,8 @@ def _tts(ctx) -> dict:
         jobs, fallbacks = served.get(name, (0, 0))
         engines[name] = {
             "canary": [{"worker_id": p.worker_id, "ok": p.ok, "latency_ms": round(p.latency_s * 1000, 1),
-                        "error": p.error, "probed_at": p.probed_at.isoformat() + "Z"}
+                        "error": p.error, "probed_at": p.probed_at.isoformat() + "Z",
+                        "age_s": round((utcnow() - p.probed_at).total_seconds(), 1)}
                        for p in probes if p.engine == name],
             "circuit": ctx.breakers.status(name),
             "isolation": _isolation(ctx, name),
@@ -136,7 +146,7 @@ def _tts(ctx) -> dict:
             "fallback_jobs": fallbacks,  # of which it spoke as the fallback
         }
     chain = _default_chain(ctx)
-    ok = any(p.ok and p.engine in chain for p in probes)
+    ok = any(_serving(ctx, p) and p.engine in chain for p in probes)
     return {"ok": ok, "default_chain": chain, "engines": engines, "disabled": ctx.services.disabled_engines,
             "fallbacks_total": sum(e["fallback_jobs"] for e in engines.values())}
 
@@ -149,7 +159,8 @@ TTS = {"type": "object", "required": ["ok", "default_chain", "engines", "fallbac
     "engines": {"type": "object", "additionalProperties": {"type": "object", "properties": {
         "canary": {"type": "array", "items": {"type": "object", "properties": {
             "worker_id": {"type": "string"}, "ok": {"type": "boolean"}, "latency_ms": {"type": "number"},
-            "error": {"type": "string", "nullable": True}, "probed_at": {"type": "string"}}}},
+            "error": {"type": "string", "nullable": True}, "probed_at": {"type": "string"},
+            "age_s": {"type": "number", "description": "seconds since this canary ran"}}}},
         "circuit": {"type": "object", "properties": {
             "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
             "consecutive_failures": {"type": "integer"}, "cooldown_s": {"type": "number"}}},

@@ -48,6 +48,7 @@ class Services:
     responses: ResponseCache
     started_at: float = field(default_factory=time.time)
     accesses: AccessRecorder = field(default_factory=AccessRecorder)
+    _stop_probes: threading.Event = field(default_factory=threading.Event)
     heartbeat: Heartbeat | None = None
     worker: dramatiq.Worker | None = None
     load_errors: dict[str, str] = field(default_factory=dict)
@@ -110,10 +111,26 @@ class Services:
                 self._record_probe(name, False, time.perf_counter() - start, f"could not load: {exc}")
                 continue
             logger.info("engine {} loaded in {:.2f}s", name, time.perf_counter() - start)
-            probe = engine.probe()
-            self._record_probe(name, probe.ok, probe.latency_s, probe.error)
-            (logger.info if probe.ok else logger.error)("engine {} canary: {} in {:.3f}s {}", name,
-                                                        "ok" if probe.ok else "FAILED", probe.latency_s, probe.error)
+            self.probe(name, engine)
+
+    def probe(self, name: str, engine: Engine) -> bool:
+        """One canary synthesis of ``engine``, recorded for /health/tts and /readyz."""
+        probe = engine.probe()
+        self._record_probe(name, probe.ok, probe.latency_s, probe.error)
+        (logger.debug if probe.ok else logger.error)("engine {} canary: {} in {:.3f}s {}", name,
+                                                     "ok" if probe.ok else "FAILED", probe.latency_s, probe.error)
+        return probe.ok
+
+    def _probe_loop(self) -> None:
+        """Every ``PROBE_INTERVAL_S``, a canary of each loaded engine in this worker: readiness follows what
+        the engines do now, not what they did at start-up."""
+        while not self._stop_probes.wait(self.settings.probe_interval_s):
+            for name, engine in self.engines.items():
+                if engine.loaded and not self._stop_probes.is_set():
+                    try:
+                        self.probe(name, engine)
+                    except Exception as exc:  # the database is away: the next round tries again
+                        logger.warning("canary of {} not recorded: {}", name, exc)
 
     def _record_probe(self, engine: str, ok: bool, latency_s: float, error: str) -> None:
         worker_id = self.heartbeat.id if self.heartbeat is not None else "unknown"
@@ -132,6 +149,8 @@ class Services:
         else:
             self.load_engines()
         self.heartbeat.start()
+        self._stop_probes.clear()
+        threading.Thread(target=self._probe_loop, name="engine-canaries", daemon=True).start()
         self.worker = start_worker(self.broker, self.settings.worker_threads)
         logger.info("worker {} started with {} thread(s)", self.heartbeat.id, self.settings.worker_threads)
         self.recover()
@@ -140,6 +159,7 @@ class Services:
         return recover(self.liveness, self.speech.enqueue)
 
     def close(self) -> None:
+        self._stop_probes.set()
         if self.worker is not None:
             self.worker.stop(timeout=int(self.settings.job_timeout_s * 1000))
         self.accesses.stop()

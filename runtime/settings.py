@@ -164,6 +164,7 @@ class Settings:
     scheduler_lease_s: float = 15.0  # a dead leader is replaced within this long
     prune_interval_s: float = 3600.0
     eviction_interval_s: float = 300.0
+    probe_interval_s: float = 60.0  # every worker runs each loaded engine's canary this often
     cache_max_bytes: int = 2 * 1024**3  # the audio cache is kept under this (2 GiB)
     cache_ttl_days: float = 90.0  # entries unused this long are dropped (0: no age limit)
     job_retention_days: float = 30.0  # finished jobs and scheduler runs older than this are deleted
@@ -404,6 +405,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "scheduler_lease_s": ("SCHEDULER_LEASE_S", _float("SCHEDULER_LEASE_S", 0.5, 3600)),
     "prune_interval_s": ("PRUNE_INTERVAL_S", _float("PRUNE_INTERVAL_S", 1, 30 * 86400)),
     "eviction_interval_s": ("EVICTION_INTERVAL_S", _float("EVICTION_INTERVAL_S", 1, 30 * 86400)),
+    "probe_interval_s": ("PROBE_INTERVAL_S", _float("PROBE_INTERVAL_S", 0.5, 86400)),
     "cache_max_bytes": ("CACHE_MAX_BYTES", _int("CACHE_MAX_BYTES", 1024 * 1024, 1 << 50)),
     "cache_ttl_days": ("CACHE_TTL_DAYS", _float("CACHE_TTL_DAYS", 0, 36500)),
     "job_retention_days": ("JOB_RETENTION_DAYS", _float("JOB_RETENTION_DAYS", 0.001, 36500)),
@@ -412,3 +414,19 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(var for var, _ in _ENVIRONMENT.values())
+
+
+_DERIVED = ("WORKER_THREADS", "DATABASE_URL", "AUDIO_CACHE_DIR", "MODEL_MANIFEST", "VOICE_ALIASES")
+
+
+def env_sample() -> str:
+    """The text of ``.env.sample``: every variable at its default (empty where the default is derived from
+    another setting or the machine). Regenerate: ``python -c 'from runtime.settings import env_sample;
+    print(env_sample(), end="")' > .env.sample``."""
+    defaults = Settings().redacted()
+    head = ("# ef speech functions: every setting with its default (runtime/settings.py; README, Configuration).\n"
+            "# Copy to .env (chmod 600: the service warns when others can read it). The process environment wins "
+            "over\n# this file; DATABASE_URL and REDIS_URL may also come from /run/secrets/<name> (Docker secrets).\n"
+            "# Empty means the default (or: not set). ENV_FILE and SECRETS_DIR move this file and the secrets "
+            "directory.\n\n")
+    return head + "".join(f"{var}={'' if var in _DERIVED else defaults[var]}\n" for var, _ in _ENVIRONMENT.values())

@@ -32,7 +32,9 @@ def test_broken_engine_fails_its_canary_and_its_circuit_opens(tmp_path, corrupt_
         proc.wait_ready()  # ready: eSpeak NG, the default chain's fallback, passed its canary
         with httpx.Client(base_url=proc.url, timeout=60) as c:
             ready = c.get("/readyz").json()
-            assert ready["checks"]["engine"] == {"ok": True, "engines": ["espeak"], "chain": ["piper", "espeak"]}
+            engine = ready["checks"]["engine"]
+            assert engine["ok"] is True and engine["engines"] == ["espeak"] and engine["chain"] == ["piper", "espeak"]
+            assert 0 <= engine["canary_age_s"]["espeak"] < 60  # how old the result it stands on is
             tts = c.get("/health/tts").json()
             piper = tts["engines"]["piper"]
             assert piper["canary"][0]["ok"] is False and "could not load" in piper["canary"][0]["error"]

@@ -177,3 +177,40 @@ def test_stream_follows_a_fallback_to_another_voice_of_the_same_engine(upstream,
         voices = [r["voice"] for r in upstream.requests]
         assert voices[:3] == ["default"] * 3 and set(voices[3:]) == {"narrator"}
         upstream.fail_voice = ""
+
+
+def test_readiness_follows_the_live_canaries(upstream, tmp_path):
+    """Canaries run every PROBE_INTERVAL_S in the worker: when the only engine of the chain stops answering,
+    /readyz turns 503 within a few intervals, and ready again once it is back — not the start-up result."""
+    env = {"ENGINES": "external", "EXTERNAL_URL": upstream.url + "/v1", "DEFAULT_VOICE": "external:default",
+           "EXTERNAL_TIMEOUT_S": "0.5", "EXTERNAL_RETRIES": "0", "PROBE_INTERVAL_S": "0.5"}
+    proc = ServiceProcess(tmp_path / "data", env=env).start()
+    upstream.mode = "ok"
+
+    def ready_becomes(expected: int) -> dict:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            answer = httpx.get(proc.url + "/readyz", timeout=10)
+            if answer.status_code == expected:
+                return answer.json()
+            time.sleep(0.2)
+        raise AssertionError(f"/readyz never answered {expected}")
+
+    try:
+        proc.wait_ready()
+        first = httpx.get(proc.url + "/health/tts").json()["engines"]["external"]["canary"][0]
+        time.sleep(1.2)
+        later = httpx.get(proc.url + "/health/tts").json()["engines"]["external"]["canary"][0]
+        assert later["probed_at"] > first["probed_at"] and later["age_s"] < 1.5
+        upstream.mode = "500"
+        down = ready_becomes(503)
+        assert down["checks"]["engine"]["ok"] is False
+        tts = httpx.get(proc.url + "/health/tts")
+        assert tts.status_code == 503 and tts.json()["engines"]["external"]["canary"][0]["ok"] is False
+        upstream.mode = "ok"
+        back = ready_becomes(200)
+        assert back["checks"]["engine"]["engines"] == ["external"]
+        assert back["checks"]["engine"]["canary_age_s"]["external"] < 2
+    finally:
+        upstream.mode = "ok"
+        proc.stop()
