@@ -125,7 +125,7 @@ def test_run_now_backs_the_database_up_verified_and_rotated(tmp_path):
                 assert run["outcome"] == "success", run
                 assert run["requested_by"].startswith("key:") and run["figures"]["bytes"] > 0
             listing = c.get("/api/admin/scheduler").json()
-            assert {j["name"] for j in listing["jobs"]} == {"evict", "prune", "backup"} and listing["leader"]
+            assert {j["name"] for j in listing["jobs"]} == {"evict", "reap", "prune", "backup"} and listing["leader"]
             assert c.post("/api/admin/scheduler/nothing/run").status_code == 404
         backups = list_backups(proc.data_dir / "backups")
         assert len(backups) == 2  # BACKUP_KEEP
@@ -145,3 +145,34 @@ def test_a_bad_backup_schedule_fails_at_start_up(cron):
 
     with pytest.raises(SettingsError, match="BACKUP_CRON"):
         Settings.from_env({"BACKUP_CRON": cron})
+
+
+def test_the_reaper_requeues_jobs_of_dead_workers_then_gives_up(tmp_path):
+    from runtime.workers import Liveness
+    from scheduler.jobs import reap
+
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    stale = utcnow() - dt.timedelta(minutes=5)
+    WorkerHeartbeat.create(id="gone:1:a", hostname="elsewhere", pid=1, heartbeat_at=stale)
+    WorkerHeartbeat.create(id="here:2:b", hostname="elsewhere", pid=2)
+    for job_id, worker, attempts in (("1" * 32, "gone:1:a", 1), ("2" * 32, "gone:1:a", 3), ("3" * 32, "here:2:b", 1)):
+        Job.create(id=job_id, key=job_id * 2, status="running", text="t", voice="v", format="wav",
+                   worker_id=worker, attempts=attempts, chunks_total=4)
+    sent = []
+
+    class Context:  # the parts of the process's services the reaper uses
+        settings = Settings()
+
+        class services:
+            liveness = Liveness(10)
+
+            class speech:
+                enqueue = staticmethod(lambda job_id, chunks: sent.append((job_id, chunks)))
+
+    assert reap.run(Context) == {"requeued": 1, "failed": 1}
+    assert sent == [("1" * 32, 4)]
+    gave_up = Job.get_by_id("2" * 32)
+    assert gave_up.status == "failed" and "3 times" in gave_up.error
+    assert Job.get_by_id("3" * 32).status == "running"  # its worker is alive: left alone
+    db.close()

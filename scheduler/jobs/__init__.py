@@ -20,6 +20,8 @@ JOBS: dict[str, JobDef] = {job.name: job for job in (
     JobDef("evict", "scheduler.jobs.evict:run",
            "keep the audio cache under CACHE_MAX_BYTES and drop entries unused for CACHE_TTL_DAYS (LRU; pinned "
            "phrases and running jobs' audio are kept); remove orphan files and rows"),
+    JobDef("reap", "scheduler.jobs.reap:run",
+           "queue again a job running on a worker whose heartbeat stopped (3 starts at most, then it fails)"),
     JobDef("prune", "scheduler.jobs.prune:run",
            "delete finished jobs older than JOB_RETENTION_DAYS and the rows of dead workers"),
     JobDef("backup", "scheduler.jobs.backup:run",
@@ -32,6 +34,8 @@ def trigger_for(name: str, settings):
         return IntervalTrigger(seconds=settings.eviction_interval_s)
     if name == "prune":
         return IntervalTrigger(seconds=settings.prune_interval_s)
+    if name == "reap":
+        return IntervalTrigger(seconds=max(5.0, settings.worker_dead_after_s))
     if name == "backup":
         return CronTrigger.from_crontab(settings.backup_cron, timezone="UTC")
     raise KeyError(name)
