@@ -178,6 +178,7 @@ class Settings:
             object.__setattr__(self, "cache_dir", self.data_dir / "audio-cache")
         if not self.voice_aliases:
             object.__setattr__(self, "voice_aliases", {name: self.default_voice for name in OPENAI_VOICE_NAMES})
+        _check_database_url(self.database_url)
         unknown = set(self.engines) - set(KNOWN_ENGINES)
         if unknown:
             raise SettingsError(f"ENGINES names unknown engine(s) {sorted(unknown)}; "
@@ -297,6 +298,23 @@ def environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
             except OSError:
                 continue
     return merged
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse what Peewee's ``playhouse.db_url`` would misread: ``sqlite://data/db.sqlite`` (two slashes)
+    parses as host ``data`` and the file ``db.sqlite``; SQLite and Postgres are what the schema supports."""
+    from playhouse.db_url import parse
+
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in ("sqlite", "postgres", "postgresql", "postgres+pool", "postgresql+pool"):
+        raise SettingsError(f"DATABASE_URL must be sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite "
+                            f"or postgres://user:password@host:5432/name, got {mask_url(url)!r}")
+    if scheme == "sqlite" and not url.startswith("sqlite:///"):
+        raise SettingsError(f"DATABASE_URL {url!r} has two slashes after sqlite:, which would make "
+                            f"{url.split('://', 1)[1].split('/', 1)[0]!r} a host; write sqlite:///"
+                            f"{url.split('://', 1)[1]} (three slashes: a path relative to the working directory)")
+    if scheme.startswith("postgres") and not parse(url).get("database"):
+        raise SettingsError(f"DATABASE_URL names no database: {mask_url(url)!r}")
 
 
 def loose_env_file(environ: Mapping[str, str] | None = None) -> str | None:

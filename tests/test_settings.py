@@ -131,3 +131,17 @@ def test_env_sample_lists_every_variable_at_its_default():
     sample = dotenv_values(ROOT / ".env.sample")
     assert set(sample) == set(ENVIRONMENT_VARIABLES)
     assert Settings.from_env({k: v or "" for k, v in sample.items()}) == Settings()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("sqlite://data/db.sqlite", "sqlite:///data/db.sqlite"),  # two slashes: would be host 'data'
+    ("mysql://u:p@h/db", "must be sqlite"),
+    ("data/db.sqlite", "must be sqlite"),
+    ("postgres://ef:secret@db:5432", "names no database"),
+])
+def test_database_urls_peewee_would_misread_are_refused(url, says):
+    with pytest.raises(SettingsError, match="DATABASE_URL") as refused:
+        Settings.from_env({"DATABASE_URL": url})
+    assert says in str(refused.value) and "secret" not in str(refused.value)
+    Settings.from_env({"DATABASE_URL": "sqlite:////srv/ef/db.sqlite"})
+    Settings.from_env({"DATABASE_URL": "postgres://ef:secret@db:5432/ef"})
