@@ -77,6 +77,51 @@ def _models(settings: Settings, write: bool) -> int:
     return 1 if problems else 0
 
 
+def _backup(settings: Settings) -> int:
+    from storage.backup import BackupError, backup
+    from storage.db import open_database
+    from storage.migrations import migrate
+
+    migrate(open_database(settings.database_url))
+    try:
+        done = backup(settings.database_url, settings.data_dir / "backups", settings.backup_keep)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up to {settings.data_dir / 'backups' / done['file']} ({done['bytes']} bytes, verified)")
+    return 0
+
+
+def _restore(settings: Settings, file: str) -> int:
+    """Refused while a worker or a scheduler is running: they would write to the database being replaced."""
+    from pathlib import Path
+
+    from runtime.workers import Liveness
+    from scheduler.lease import Lease
+    from storage.backup import RestoreRefused, restore
+    from storage.db import open_database
+
+    db = open_database(settings.database_url)
+    try:
+        live = [w.id for w in Liveness(settings.worker_dead_after_s).live_workers()]
+        leader = Lease("", settings.scheduler_lease_s).holder_now()
+    except Exception:  # no schema yet: nothing runs on it
+        live, leader = [], None
+    db.close()
+    if live or leader:
+        print(f"error: the service is running (workers {', '.join(live) or 'none'}; scheduler {leader or 'none'}); "
+              "stop every process that uses this database, then restore", file=sys.stderr)
+        return 1
+    try:
+        done = restore(settings.database_url, Path(file), settings.data_dir / "backups", settings.backup_keep)
+    except RestoreRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {done['restored']} (integrity {done['integrity']}); the replaced database is kept as "
+          f"{done['replaced_kept_as']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime", description="ef speech functions")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run a synthesis worker process (Redis mode)")
     models = sub.add_parser("models", help="check the configured model files against the model manifest")
     models.add_argument("--write-manifest", action="store_true", help="record the configured model files")
+    sub.add_parser("backup", help="back the database up into DATA_DIR/backups (verified)")
+    sub.add_parser("restore", help="replace the database with a backup (the service must be stopped)") \
+        .add_argument("file", help="a backup file (DATA_DIR/backups/db-….sqlite)")
     from runtime.security import cli as security_cli
 
     security_cli.add_commands(sub)
@@ -99,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "models":
         return _models(settings, args.write_manifest)
+    if args.command == "backup":
+        return _backup(settings)
+    if args.command == "restore":
+        return _restore(settings, args.file)
     if args.command in ("admin", "keys"):
         runtime_logging.setup("WARNING", False)
         return security_cli.run(args, settings)

@@ -56,3 +56,6 @@ def setup(level: str = "INFO", json_lines: bool = True) -> None:
         logging.getLogger(name).handlers = [_Intercept()]
         logging.getLogger(name).propagate = False
     logging.getLogger("uvicorn.access").disabled = True  # the runtime logs requests itself
+    # APScheduler logs every run of every job at INFO (the lease tick is every few seconds); the scheduler
+    # logs each maintenance run itself
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

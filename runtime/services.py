@@ -25,10 +25,20 @@ from runtime.speech.synthesis import Synthesizer, recover
 from runtime.speech.voices import VoiceCatalog
 from runtime.workers import Heartbeat, Liveness
 from storage.access import AccessRecorder
+from storage.backup import backup, sqlite_path
 from storage.cache import AudioCache
 from storage.db import open_database
 from storage.migrations import migrate
 from storage.models import EngineProbe, utcnow
+
+
+def pre_migration_backup(settings: Settings):
+    """The backup taken before migrations change an existing SQLite database (Postgres: none; back it up with
+    pg_dump before an upgrade)."""
+    if sqlite_path(settings.database_url) is None:
+        return None
+    return lambda label: logger.info("backed the database up before migrating: {}", backup(
+        settings.database_url, settings.data_dir / "backups", settings.backup_keep + 1, label)["file"])
 
 
 @dataclass
@@ -57,7 +67,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, responses: ResponseCache | None = None) -> Services:
         db = open_database(settings.database_url)
-        migrate(db)
+        migrate(db, pre_migration_backup(settings))
         cache = AudioCache(settings.cache_dir)
         if removed := cache.remove_temporaries():
             logger.info("removed {} partial cache file(s) left by a crash", removed)

@@ -32,10 +32,11 @@ def integrity_ok(path: Path) -> str:
         return "; ".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
 
 
-def backup(database_url: str, directory: Path, keep: int) -> dict:
-    """Copy the database into ``directory``; returns figures (file, bytes, kept, removed)."""
+def backup(database_url: str, directory: Path, keep: int, label: str = "") -> dict:
+    """Copy the database into ``directory``; returns figures (file, bytes, kept, removed). ``label`` is
+    added to the file name (``before-m0009``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + (f"-{label}" if label else "")
     source = sqlite_path(database_url)
     if source is not None:
         target = directory / f"{PREFIX}{stamp}.sqlite"
@@ -74,3 +75,34 @@ def rotate(directory: Path, keep: int) -> int:
     for path in old:
         path.unlink(missing_ok=True)
     return len(old)
+
+
+class RestoreRefused(RuntimeError):
+    """A restore that would lose data or could not be verified; the message says why and what to do."""
+
+
+def restore(database_url: str, file: Path, backup_dir: Path, keep: int) -> dict:
+    """Put ``file`` (a backup made by ``backup``) in place of the SQLite database. The file is verified first;
+    the database being replaced is backed up (kept beside the others); its ``-wal`` and ``-shm`` files are
+    removed with it, so SQLite cannot replay a log that belongs to the old database. The caller makes sure no
+    process writes (``runtime.cli`` checks worker heartbeats and the scheduler lease)."""
+    target = sqlite_path(database_url)
+    if target is None:
+        raise RestoreRefused("restore handles SQLite databases; for Postgres use pg_restore on the .pgdump file")
+    if not file.is_file():
+        raise RestoreRefused(f"{file} is not a file")
+    try:
+        verdict = integrity_ok(file)
+        with sqlite3.connect(f"file:{file}?mode=ro", uri=True) as conn:
+            conn.execute("SELECT version FROM schema_version").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise RestoreRefused(f"{file} is not a database backup of this service: {exc}") from None
+    if verdict != "ok":
+        raise RestoreRefused(f"{file} failed its integrity check: {verdict}")
+    kept = backup(database_url, backup_dir, keep + 1, label="before-restore")["file"] if target.exists() else None
+    partial = target.with_name(target.name + ".restoring")
+    shutil.copyfile(file, partial)
+    for suffix in ("-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    os.replace(partial, target)
+    return {"restored": str(file), "replaced_kept_as": kept, "integrity": integrity_ok(target)}

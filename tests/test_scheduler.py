@@ -176,3 +176,51 @@ def test_the_reaper_requeues_jobs_of_dead_workers_then_gives_up(tmp_path):
     assert gave_up.status == "failed" and "3 times" in gave_up.error
     assert Job.get_by_id("3" * 32).status == "running"  # its worker is alive: left alone
     db.close()
+
+
+def test_backup_restore_round_trip_from_the_cli(tmp_path):
+    proc = ServiceProcess(tmp_path / "data", env={"ENGINES": "espeak"})
+    assert run_cli(proc, "keys", "create", "before-backup").returncode == 0
+    made = run_cli(proc, "backup")
+    assert made.returncode == 0 and "verified" in made.stdout, made.stderr
+    backup_file = list_backups(proc.data_dir / "backups")[-1]
+    assert run_cli(proc, "keys", "create", "after-backup").returncode == 0
+    proc.start().wait_ready()
+    refused = run_cli(proc, "restore", str(backup_file))
+    assert refused.returncode == 1 and "the service is running" in refused.stderr
+    proc.stop()
+    not_a_backup = tmp_path / "junk.sqlite"
+    not_a_backup.write_bytes(b"junk" * 100)
+    assert run_cli(proc, "restore", str(not_a_backup)).returncode == 1
+    with proc.db() as db:
+        versions = db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0]
+    restored = run_cli(proc, "restore", str(backup_file))
+    assert restored.returncode == 0 and "integrity ok" in restored.stdout, restored.stderr
+    with proc.db() as db:
+        names = {row[0] for row in db.execute("SELECT name FROM api_keys")}
+        assert names == {"before-backup"}  # every row of the backup, nothing of what came after
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == versions
+    kept = [p.name for p in list_backups(proc.data_dir / "backups") if "before-restore" in p.name]
+    assert len(kept) == 1  # the database that was replaced
+    proc.start().wait_ready()  # and the service runs on the restored database
+    proc.stop()
+
+
+def test_migrations_back_an_existing_database_up_first(tmp_path):
+    from runtime.services import pre_migration_backup
+    from storage.migrations import available
+
+    settings = Settings(data_dir=tmp_path)
+    db = open_database(settings.database_url)
+    last = available()[-1]
+    migrate(db)
+    db.execute_sql("DELETE FROM schema_version WHERE version = ?", (last[0],))  # as if one were new
+    db.execute_sql("DROP TABLE cache_pins")
+    db.execute_sql("ALTER TABLE jobs DROP COLUMN chunk_keys")
+    assert migrate(db, pre_migration_backup(settings)) == [last[1]]
+    backups = list_backups(tmp_path / "backups")
+    assert len(backups) == 1 and f"before-m{last[0]:04d}" in backups[0].name and integrity_ok(backups[0]) == "ok"
+    assert migrate(db, pre_migration_backup(settings)) == []  # nothing pending: no backup
+    assert len(list_backups(tmp_path / "backups")) == 1
+    db.close()

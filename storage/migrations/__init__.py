@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections.abc import Callable
 
 from loguru import logger
 from peewee import Database
@@ -32,10 +33,13 @@ def available() -> list[tuple[int, str]]:
     return found
 
 
-def migrate(db: Database) -> list[str]:
-    """Apply every pending migration; returns the names applied. Safe to call from several processes."""
+def migrate(db: Database, backup: Callable[[str], object] | None = None) -> list[str]:
+    """Apply every pending migration; returns the names applied. Safe to call from several processes.
+    ``backup(label)`` is called once, under the migration lock, before the first migration that changes an
+    existing database (the service passes a SQLite backup into ``DATA_DIR/backups``)."""
     SchemaVersion.create_table(safe=True)
     applied: list[str] = []
+    backed_up = False
     for version, name in available():
         # IMMEDIATE takes SQLite's write lock up front, so two starting processes cannot both apply one.
         ctx = db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic()
@@ -44,6 +48,9 @@ def migrate(db: Database) -> list[str]:
                 db.execute_sql("LOCK TABLE schema_version IN EXCLUSIVE MODE")
             if SchemaVersion.get_or_none(SchemaVersion.version == version):
                 continue
+            if backup is not None and not backed_up and SchemaVersion.select().exists():
+                backup(f"before-{name.split('_')[0]}")
+                backed_up = True
             importlib.import_module(f"{__name__}.{name}").up(db)
             SchemaVersion.create(version=version, name=name)
             applied.append(name)
