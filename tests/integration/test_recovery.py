@@ -13,7 +13,11 @@ from tests.support import ServiceProcess, assert_speech, decode_wav
 
 pytestmark = pytest.mark.integration
 
-LONG = " ".join(["This passage is long enough to keep the single worker thread busy for a while."] * 10)
+# Distinct sentences: a repeated one is synthesised once (the sentence cache), and the "long" job would
+# finish in a blink, racing the kill.
+LONG = " ".join(f"Passage {word} keeps the single worker thread busy with sentence number {n} of twelve."
+                for n, word in enumerate(("amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "harbor",
+                                          "iris", "juniper", "kestrel", "lagoon"), 1))
 
 
 def status(c, job) -> dict:

@@ -80,18 +80,26 @@ def test_worker_killed_mid_job_is_recovered_by_the_next_worker(redis_server, tmp
     try:
         worker.wait_log("worker ready", timeout=90)
         web.start().wait_ready(timeout=60)
-        text = " ".join(["A long passage keeps the only worker thread busy for a few seconds."] * 12)
+        # Distinct sentences (a repeated one is synthesised once: the sentence cache would make this trivial)
+        text = " ".join(f"Sentence {n} of sixteen tells of the {word} by the water, slowly and in full."
+                        for n, word in enumerate(("heron", "willow", "lantern", "meadow", "copper", "thistle",
+                                                  "harbor", "falcon", "orchard", "pebble", "saffron", "glacier",
+                                                  "marble", "juniper", "compass", "ember"), 1))
         with httpx.Client(base_url=web.url, timeout=120) as c:
             job = c.post("/api/synthesize", json={"text": text, "format": "wav"}).json()
-            deadline = time.monotonic() + 30
-            while c.get(job["status_url"]).json()["status"] != "running":
-                assert time.monotonic() < deadline
+            deadline = time.monotonic() + 60
+            while (state := c.get(job["status_url"]).json())["progress"]["chunks_done"] < 2:
+                assert time.monotonic() < deadline, state
                 time.sleep(0.02)
-            worker.kill()
-            assert c.get(job["status_url"]).json()["status"] == "running"
+            worker.kill()  # kill -9 in the middle of the text
+            at_kill = c.get(job["status_url"]).json()
+            assert at_kill["status"] == "running" and 2 <= at_kill["progress"]["chunks_done"] < 16, at_kill
             worker = ServiceProcess(data, "worker", env=env).start()
             done = poll_job(c, job["status_url"])
             assert done["status"] == "succeeded" and done["attempts"] == 2, done
+            # the sentences spoken before the kill were kept (sentence cache) and reused, none lost or redone
+            assert done["progress"]["chunks_total"] == 16
+            assert done["progress"]["chunks_cached"] >= at_kill["progress"]["chunks_done"], done
             assert_speech(decode_wav(c.get(done["audio_url"]).content), text, sample_rate=22050)
     finally:
         web.stop()
