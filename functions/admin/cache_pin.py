@@ -20,7 +20,8 @@ OPENAPI = admin_operation("Pin a phrase in the cache", "admin", ok="201", body={
     "type": "object", "properties": {
         "key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "format": {"type": "string", "enum": list(FORMATS)},
         "text": {"type": "string", "minLength": 1, "maxLength": 4096}, "voice": {"type": "string"},
-        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0}, "note": {"type": "string", "maxLength": 500}}},
+        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0}, "note": {"type": "string", "maxLength": 500}},
+    "description": "either key (+ format) or text + voice + format (+ speed), not both"},
     answer={"type": "object", "required": ["key", "format"]})
 
 
@@ -28,6 +29,8 @@ def _pin(ctx, request, body: dict) -> dict:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 500):
         raise InvalidInput("note is text of at most 500 characters", code="invalid_note")
+    if "text" in body and "key" in body:
+        raise InvalidInput("pin by key or by text + voice + format, not both", code="invalid_pin")
     if "text" in body:
         req = from_synthesize(body, ctx.catalog, ctx.settings.max_text_chars)
         key, fmt, text, voice = ctx.speech.key(req), req.format, req.text, req.voice.id
