@@ -11,25 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support import ServiceProcess, free_port
+from tests.support import ServiceProcess, free_port, nginx_conf
 
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
+NGINX_CONF = nginx_conf("""
     sendfile on;
     tcp_nopush on;
     keepalive_requests 100000;
     types {{ audio/wav wav; audio/mpeg mp3; }}
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     server {{
         listen 127.0.0.1:{port};
         location /audio/ {{
@@ -38,8 +26,7 @@ http {{
             add_header Cache-Control "public, max-age=31536000, immutable";
         }}
     }}
-}}
-"""
+""", connections=1024)
 
 
 def need(binary: str) -> str:

@@ -297,19 +297,16 @@ def client_from(address: str, **kwargs) -> httpx.Client:
     return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30, **kwargs)
 
 
-NGINX_PROXY_CONF = """
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+def nginx_conf(http_block: str, connections: int = 64) -> str:
+    """An nginx configuration that runs unprivileged in a work directory ({dir}) around ``http_block``."""
+    return ("daemon off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log warn;\n"
+            f"events {{{{ worker_connections {connections}; }}}}\n"
+            "http {{\n    access_log off;\n    client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n"
+            "    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n"
+            + http_block + "}}\n")
+
+
+NGINX_PROXY_CONF = nginx_conf("""
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -319,8 +316,7 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
     }}
-}}
-"""
+""")
 
 
 class NginxProxy:
