@@ -154,5 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("admin", "keys"):
         runtime_logging.setup("WARNING", False)
         return security_cli.run(args, settings)
-    runtime_logging.setup(settings.log_level, settings.log_json)
+    runtime_logging.setup(settings.log_level, settings.log_json, settings.log_file, settings.log_rotation,
+                          settings.log_retention)
     return _serve(settings) if args.command == "serve" else _worker(settings)

@@ -44,13 +44,21 @@ def _json_line(record) -> str:
     return "{extra[_json]}\n"
 
 
-def setup(level: str = "INFO", json_lines: bool = True) -> None:
+def setup(level: str = "INFO", json_lines: bool = True, file: str = "", rotation: str = "50 MB",
+          retention: str = "14 days") -> None:
+    """Log to stdout (JSON lines, or loguru's text); with ``file`` also to that file as JSON lines, rotated
+    at ``rotation`` (a size or an interval) and kept for ``retention`` (loguru's notation). Written
+    synchronously (loguru's sinks are thread-safe): a queued sink would lose its last lines when uvicorn ends
+    the process by re-raising SIGTERM. Engine worker processes log to stdout only."""
     logger.remove()
     logger.configure(patcher=_patch)
     if json_lines:
         logger.add(sys.stdout, level=level.upper(), format=_json_line, backtrace=False, diagnose=False)
     else:
         logger.add(sys.stdout, level=level.upper(), backtrace=False, diagnose=False)
+    if file:
+        logger.add(file, level=level.upper(), format=_json_line, backtrace=False, diagnose=False,
+                   rotation=rotation, retention=retention)
     logging.basicConfig(handlers=[_Intercept()], level=logging.INFO, force=True)
     for name in ("uvicorn", "uvicorn.error", "dramatiq", "apscheduler"):
         logging.getLogger(name).handlers = [_Intercept()]

@@ -149,6 +149,9 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True  # one log line per request
+    log_file: str = ""  # also log to this file (JSON lines), e.g. data/logs/ef.log; empty: stdout only
+    log_rotation: str = "50 MB"  # a new file at this size or interval ("1 day")
+    log_retention: str = "14 days"  # rotated files older than this are deleted
     # Security (runtime/security): who may call what, from where
     auth_mode: str = "open"  # open: public functions need no key; api_key: they need one (key or admin level)
     admin_allowed_cidrs: tuple[str, ...] = ("127.0.0.0/8", "::1/128", "192.168.1.0/24")  # admin functions only here
@@ -204,6 +207,16 @@ class Settings:
             raise SettingsError(f"EXTERNAL_API must be openai or coqui, got {self.external_api!r}")
         if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL must be a log level such as INFO or DEBUG, got {self.log_level!r}")
+        if self.log_file:
+            # loguru's own parsers for its rotation/retention notation (pinned version), so a typo fails here
+            # rather than at the first rotation
+            from loguru._string_parsers import parse_duration, parse_size
+
+            if parse_size(self.log_rotation) is None and parse_duration(self.log_rotation) is None:
+                raise SettingsError(f"LOG_ROTATION must be a size (50 MB) or an interval (1 day), got "
+                                    f"{self.log_rotation!r}")
+            if parse_duration(self.log_retention) is None:
+                raise SettingsError(f"LOG_RETENTION must be a duration such as 14 days, got {self.log_retention!r}")
         if self.auth_mode not in AUTH_MODES:
             raise SettingsError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, got {self.auth_mode!r}")
         for attr, var in (("admin_allowed_cidrs", "ADMIN_ALLOWED_CIDRS"), ("trusted_proxies", "TRUSTED_PROXIES")):
@@ -410,6 +423,9 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "log_level": ("LOG_LEVEL", str),
     "log_json": ("LOG_JSON", _bool("LOG_JSON")),
     "access_log": ("ACCESS_LOG", _bool("ACCESS_LOG")),
+    "log_file": ("LOG_FILE", str),
+    "log_rotation": ("LOG_ROTATION", str),
+    "log_retention": ("LOG_RETENTION", str),
     "auth_mode": ("AUTH_MODE", str),
     "admin_allowed_cidrs": ("ADMIN_ALLOWED_CIDRS", _list),
     "trusted_proxies": ("TRUSTED_PROXIES", _list),

@@ -22,7 +22,8 @@ def main() -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    runtime_logging.setup(settings.log_level, settings.log_json)
+    runtime_logging.setup(settings.log_level, settings.log_json, settings.log_file, settings.log_rotation,
+                          settings.log_retention)
     db = open_database(settings.database_url)
     migrate(db)
     stop = threading.Event()

@@ -145,3 +145,10 @@ def test_database_urls_peewee_would_misread_are_refused(url, says):
     assert says in str(refused.value) and "secret" not in str(refused.value)
     Settings.from_env({"DATABASE_URL": "sqlite:////srv/ef/db.sqlite"})
     Settings.from_env({"DATABASE_URL": "postgres://ef:secret@db:5432/ef"})
+
+
+@pytest.mark.parametrize(("env", "var"), [({"LOG_FILE": "x.log", "LOG_ROTATION": "sometimes"}, "LOG_ROTATION"),
+                                          ({"LOG_FILE": "x.log", "LOG_RETENTION": "forever-ish"}, "LOG_RETENTION")])
+def test_log_file_rotation_and_retention_are_validated(env, var):
+    with pytest.raises(SettingsError, match=var):
+        Settings.from_env(env)
