@@ -50,7 +50,7 @@ run: $(VENV)/.installed
 	$(BIN)/python -m runtime serve
 
 system-test:
-	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose pg_ctlcluster:postgresql chromium:chromium nginx:nginx)
+	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose pg_ctlcluster:postgresql chromium:chromium nginx:nginx prometheus:prometheus)
 
 test: system-test $(VENV)/.installed-dev $(VENV)/.installed-coqui
 	$(BIN)/python -m pytest

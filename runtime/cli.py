@@ -147,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "models":
         return _models(settings, args.write_manifest)
+    if args.command in ("serve", "worker") and not settings.embedded:
+        # Separate processes count into files that /metrics adds up (prometheus-client's multiprocess mode):
+        # set before anything imports prometheus-client
+        import os
+
+        metrics_dir = settings.data_dir / "metrics"
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     if args.command == "backup":
         return _backup(settings)
     if args.command == "restore":

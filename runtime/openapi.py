@@ -109,7 +109,7 @@ def security_of(level: str, method: str, auth_mode: str) -> list[dict] | None:
     if level == "admin":
         session = {"adminSession": []} if method in ("GET", "HEAD") else {"adminSession": [], "csrfToken": []}
         return [session, *keys]
-    if level == "key" or (level == "public" and auth_mode == "api_key"):
+    if level in ("key", "monitor") or (level == "public" and auth_mode == "api_key"):
         return keys
     return None
 

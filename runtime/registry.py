@@ -11,12 +11,15 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runtime import metrics
+from runtime.errors import ApiError
 from runtime.functions import CORE_OPTIONS, SPEC_ATTR, FunctionDefinitionError, FunctionSpec
 from runtime.options import Layer
 from runtime.response_cache import ResponseCache
@@ -143,10 +146,29 @@ class Registry:
         return call, cacheable
 
     def _endpoint(self, name: str, ctx: object):
+        requests_by_status: dict[int, object] = {}
+        seconds = metrics.REQUEST_SECONDS.labels(name)
+
+        def count(status: int, began: float) -> None:
+            counter = requests_by_status.get(status)
+            if counter is None:
+                counter = requests_by_status[status] = metrics.REQUESTS.labels(name, str(status))
+            counter.inc()
+            seconds.observe(time.perf_counter() - began)
+
         async def endpoint(request: Request) -> Response:
             spec = self._active[name]  # the pointer: looked up per request
             call, cacheable = self._call(spec, ctx)
-            response = await call(request)
+            began = time.perf_counter()
+            try:
+                response = await call(request)
+            except ApiError as exc:
+                count(exc.status, began)
+                raise
+            except Exception:
+                count(500, began)
+                raise
+            count(response.status_code, began)
             scope = request.scope
             if (cacheable and getattr(response, "immutable", False) and scope["method"] == "GET"
                     and not scope["query_string"] and response.status_code == 200):

@@ -13,6 +13,7 @@ import dramatiq
 from loguru import logger
 from peewee import Database
 
+from runtime import metrics
 from runtime.broker import build_broker, declare_synthesis, start_worker
 from runtime.events import JobEvents
 from runtime.response_cache import ResponseCache
@@ -96,6 +97,7 @@ class Services:
         speech.touch = synthesizer.touch = audio.touch = services.accesses.touch
         responses.on_hit = services.accesses.touch_path
         services.accesses.start()
+        metrics.initialise(engines)
         return services
 
     def worker_threads(self) -> int:

@@ -8,6 +8,8 @@ Levels:
   and a logged-in admin session (its cookie; state-changing methods also need ``X-CSRF-Token``) or an API
   key of level ``admin``.
 - ``lan``: a client address inside ``ADMIN_ALLOWED_CIDRS``, no credentials: the admin login itself.
+- ``monitor``: a client address inside ``ADMIN_ALLOWED_CIDRS``, or an API key of level ``admin`` from
+  anywhere (a Prometheus elsewhere): ``/metrics``.
 
 Keys come as ``Authorization: Bearer <key>`` (what OpenAI clients and Home Assistant send) or ``X-API-Key``.
 A missing or unknown key is 401 with ``WWW-Authenticate: Bearer``; a valid key without the level, or an
@@ -34,7 +36,7 @@ from runtime.security.addresses import client_address, inside, parse_address
 from runtime.security.keys import KeyInfo
 from runtime.security.sessions import COOKIE, CSRF_HEADER, SECURE_COOKIE, SessionInfo
 
-LEVELS = ("open", "public", "key", "admin", "lan")
+LEVELS = ("open", "public", "key", "admin", "lan", "monitor")
 SCOPE_PRINCIPAL = "ef.principal"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 ADMIN_HEADERS = {
@@ -90,7 +92,8 @@ def session_token(request: Request) -> str | None:
 class AuthLayer(Layer):
     options = {"auth": "who may call it: open (anyone, always), public (anyone AUTH_MODE allows), key (an API "
                        "key), admin (an admin session or admin key, from ADMIN_ALLOWED_CIDRS only), lan (anyone "
-                       "from ADMIN_ALLOWED_CIDRS: the login); default public"}
+                       "from ADMIN_ALLOWED_CIDRS: the login), monitor (ADMIN_ALLOWED_CIDRS or an admin key: "
+                       "metrics); default public"}
 
     def __init__(self, security: Security) -> None:
         self.security = security
@@ -120,6 +123,16 @@ class AuthLayer(Layer):
 
     async def authorise(self, request: Request, level: str) -> Principal | None:
         """Raise 401/403 unless the request may call a function of ``level``; returns who it is."""
+        if level == "monitor":
+            if inside(parse_address(client_address(request.scope)), self.security.admin_networks):
+                return None
+            principal = await self._identify(request, "key")
+            if principal is None:
+                raise Unauthorized("from outside ADMIN_ALLOWED_CIDRS, send an admin API key")
+            if principal.level != "admin":
+                raise Forbidden("metrics need an admin API key from outside the admin network",
+                                code="admin_required")
+            return principal
         if level in ("admin", "lan"):
             address = client_address(request.scope)
             if not inside(parse_address(address), self.security.admin_networks):

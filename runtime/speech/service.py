@@ -17,6 +17,7 @@ from loguru import logger
 from peewee import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from runtime import metrics
 from runtime.errors import ApiError, SynthesisFailed, Timeout, Unavailable
 from runtime.events import JobEvents
 from runtime.speech.engines import Engine
@@ -38,6 +39,9 @@ class Rendered:
     fallback: bool
     cache_hit: bool
     job_id: str | None = None
+
+
+_HIT, _MISS = metrics.CACHE_REQUESTS.labels("hit"), metrics.CACHE_REQUESTS.labels("miss")
 
 
 class SpeechService:
@@ -64,7 +68,9 @@ class SpeechService:
         key = self.key(req)
         if self.cache.exists(key, req.format):
             self.touch(key)
+            _HIT.inc()
             return key
+        _MISS.inc()
         return None
 
     def submit(self, req: SpeechRequest, caller: str = "") -> tuple[Job, bool]:

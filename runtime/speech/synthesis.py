@@ -15,6 +15,7 @@ from dramatiq.middleware import Interrupt
 from loguru import logger
 from peewee import fn
 
+from runtime import metrics
 from runtime.speech.audio import Pcm, decode_wav, encode
 from runtime.speech.breakers import CircuitOpen, EngineBreakers
 from runtime.speech.engines import Engine, EngineError, Voice
@@ -122,14 +123,23 @@ class Synthesizer:
             except CircuitOpen:
                 errors.append(f"engine {candidate.engine} skipped: its circuit is open after repeated failures")
                 logger.info("job {}: engine {} skipped (circuit open)", job.id, candidate.engine)
+                metrics.SYNTHESES.labels(candidate.engine, "skipped").inc()
                 continue
             except EngineError as exc:
                 errors.append(str(exc))
                 logger.warning("engine {} failed for job {}: {}", candidate.engine, job.id, exc)
+                metrics.SYNTHESES.labels(candidate.engine, "failed").inc()
                 continue
+            took = time.perf_counter() - start
+            metrics.SYNTHESES.labels(candidate.engine, "ok").inc()
+            metrics.SYNTHESIS_SECONDS.labels(candidate.engine).observe(took)
+            if pcm.seconds > 0:
+                metrics.REAL_TIME_FACTOR.labels(candidate.engine).observe(took / pcm.seconds)
+            if position > 0:
+                metrics.FALLBACKS.labels(candidate.engine).inc()
             self._store(key, job.format, encode(pcm, job.format), candidate, pcm.seconds)
             logger.info("job {} synthesised by {} in {:.3f}s ({:.2f}s audio)", job.id, candidate.engine,
-                        time.perf_counter() - start, pcm.seconds)
+                        took, pcm.seconds)
             self._succeed(job, key, candidate.engine, position > 0, from_cache=False, seconds=pcm.seconds,
                           whole=whole)
             return

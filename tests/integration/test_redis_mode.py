@@ -35,6 +35,10 @@ def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
             job = c.get(f"/api/jobs/{resp.headers['x-job-id']}").json()
             assert job["worker_id"].split(":")[1] == str(worker.proc.pid)
             assert "engine piper loaded" not in web.log()  # the web process never loads a model
+            # the worker counted the synthesis; the web's /metrics adds every process up (multiprocess mode)
+            exposition = c.get("/metrics").text
+            assert 'ef_syntheses_total{engine="piper",outcome="ok"} 1.0' in exposition
+            assert 'ef_http_requests_total{function="openai_speech",status="200"} 1.0' in exposition
             # the worker's canary results and the shared (Redis) circuit state, as the web reports them
             tts = c.get("/health/tts").json()
             assert tts["ok"] and tts["engines"]["piper"]["canary"][0]["ok"]
