@@ -19,8 +19,9 @@ from storage.models import CachePin
 OPENAPI = admin_operation("Pin a phrase in the cache", "admin", ok="201", body={
     "type": "object", "properties": {
         "key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "format": {"type": "string", "enum": list(FORMATS)},
-        "text": {"type": "string", "minLength": 1, "maxLength": 4096}, "voice": {"type": "string"},
-        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0}, "note": {"type": "string", "maxLength": 500}},
+        "text": {"type": "string", "minLength": 1, "maxLength": 4096}, "voice": {"type": "string", "nullable": True},
+        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "nullable": True},
+        "note": {"type": "string", "maxLength": 500}},
     "description": "either key (+ format) or text + voice + format (+ speed), not both"},
     answer={"type": "object", "required": ["key", "format"]})
 
