@@ -95,10 +95,23 @@ class Services:
         services.disabled_engines = disabled
         # cache hits are recorded (in memory, written every 30 s) for the eviction's LRU order
         speech.touch = synthesizer.touch = audio.touch = services.accesses.touch
+        synthesizer.on_disk_full = services.evict_soon
         responses.on_hit = services.accesses.touch_path
         services.accesses.start()
         metrics.initialise(engines)
         return services
+
+    def evict_soon(self) -> None:
+        """Ask the scheduler's leader (this process or another) for an eviction run now, once at a time."""
+        from scheduler.runner import REQUESTED, request_run
+        from storage.models import SchedulerRun
+
+        try:
+            if not SchedulerRun.select().where((SchedulerRun.job == "evict")
+                                               & (SchedulerRun.outcome.in_([REQUESTED, "running"]))).exists():
+                request_run("evict", "disk-full")
+        except Exception as exc:
+            logger.error("could not ask for an eviction run: {}", exc)
 
     def worker_threads(self) -> int:
         """Synthesis threads alive now: this process's worker, or every live worker process (Redis mode,

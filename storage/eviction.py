@@ -6,12 +6,14 @@ running job (``jobs.chunk_keys``). Also removed: files without an index row (orp
 write and the index, or a row deleted by hand) once they are older than the oldest unfinished job and
 ``ORPHAN_GRACE_S`` — sentence rows of a running job are written when it ends — and rows whose file is gone.
 When the cap is passed, eviction goes down to ``LOW_WATERMARK`` of it, so it does not run again at the next
-write. Each row is deleted before its file: a reader never finds a row whose file is being removed.
+write. When the volume itself is nearly full (``MIN_FREE_BYTES``), it frees a fifth of the cache. Each row
+is deleted before its file: a reader never finds a row whose file is being removed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from collections.abc import Callable
 
@@ -20,6 +22,8 @@ from storage.models import ACTIVE_STATES, CacheEntry, CachePin, Job, utcnow
 
 LOW_WATERMARK = 0.9
 ORPHAN_GRACE_S = 600
+MIN_FREE_BYTES = 16 * 1024 * 1024  # with less free on the volume (or half of a tiny one), eviction frees a fifth
+# of the cache whatever the cap: the disk filled up with other things, or the cap was set above the volume
 _BATCH = 500
 
 
@@ -87,6 +91,10 @@ def evict(cache: AudioCache, max_bytes: int, ttl_days: float,
             figures["bytes_freed"] += stat.st_size
 
     total = sum(r.size_bytes for r in rows.values())
+    usage = shutil.disk_usage(cache.root)
+    if usage.free < min(MIN_FREE_BYTES, usage.total // 2):
+        max_bytes = min(max_bytes, int(total * 0.8 / LOW_WATERMARK))  # the volume is full: make room
+        figures["volume_full"] = True
     if total > max_bytes:
         target = int(max_bytes * LOW_WATERMARK)
         victims: list[CacheEntry] = []

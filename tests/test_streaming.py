@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +16,7 @@ from openai import OpenAI
 
 from runtime.errors import StreamAborted, SynthesisFailed
 from runtime.speech.streaming import sse_events
-from tests.support import assert_speech, poll_job
+from tests.support import assert_speech, decode_with_ffmpeg, poll_job
 from tests.test_openai_formats import EXPECTED, decode
 
 # Several sentences shared by the tests: each test adds its own last sentence, so only that one is new
@@ -153,9 +152,12 @@ def test_a_caller_that_hangs_up_mid_stream_leaves_no_encoder_behind(service, cli
     while _ffmpeg_children(service.proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _ffmpeg_children(service.proc.pid), "the encoder outlived its caller"
-    # the job itself goes on and caches the whole audio for the next caller
-    assert poll_job(client, job_url)["status"] == "succeeded"
-    assert os.path.exists(service.data_dir / "audio-cache")
+    # the job itself goes on and caches the whole audio for the next caller: a whole, decodable file
+    done = poll_job(client, job_url)
+    assert done["status"] == "succeeded" and done["progress"]["chunks_done"] == done["progress"]["chunks_total"] == 9
+    cached = client.get(done["audio_url"])
+    assert cached.status_code == 200 and cached.headers["content-type"] == "audio/mpeg"
+    assert_speech(decode_with_ffmpeg(cached.content), text)
 
 
 def test_sse_reports_a_failure_after_the_first_event_as_an_error_event():

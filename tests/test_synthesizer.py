@@ -51,7 +51,7 @@ def test_run_twice_synthesises_once(world):
     synth.run(job.id)
     job = Job.get_by_id(job.id)
     assert job.status == "succeeded" and job.attempts == 1 and job.engine == "espeak"
-    assert set(published) == {job.id}  # progress, then the finish
+    assert published == [job.id]  # one event, when it finished; the second run publishes nothing
 
 
 def test_job_running_on_a_live_worker_is_left_alone(world):
@@ -320,5 +320,43 @@ def test_a_job_keeps_its_next_sentence_queued_while_it_stores_the_last(tmp_path)
         assert Job.get_by_id(failed.id).status == "failed"
         assert events == ["ask Delta is fine.", "ask Echo breaks.", "wait Delta is fine.",
                           "ask Foxtrot never comes.", "wait Echo breaks.", "cancel Foxtrot never comes."]
+    finally:
+        db.close()
+
+
+def test_a_disk_error_is_not_the_engines_fault_the_job_is_retried(tmp_path):
+    """The cache cannot be written (a file stands where a directory must go): the circuit neither counts it
+    nor moves on to the fallback; the job goes back to the queue and the error reaches Dramatiq, which retries.
+    Once the disk is fine, the retry succeeds."""
+    from runtime.speech.breakers import EngineBreakers
+
+    db = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(db)
+    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us")
+    engines = build_engines(settings)
+    catalog = VoiceCatalog(engines, settings)
+    breakers = EngineBreakers(["espeak"], fail_max=1, cooldown_s=60)
+    cache = AudioCache(tmp_path / "cache")
+    synth = Synthesizer(engines, catalog, cache, Liveness(5), lambda _: None, breakers)
+    synth.worker_id = "test:1:abc"
+    try:
+        # two sentences: each is written to the cache inside the engine's guarded call
+        job = make_job(catalog, text="The disk says no this time. It will say yes later.")
+        req = from_synthesize({"text": job.text, "voice": "espeak:en-us"}, catalog, 4096)
+        whole = req.key_for(req.voice, engines["espeak"].identity())
+        # every shard directory's place but the whole answer's is taken by a file: sentence writes fail
+        blockers = [cache.root / f"{n:02x}" for n in range(256) if f"{n:02x}" != whole[:2]]
+        for blocker in blockers:
+            blocker.write_text("not a directory")
+        with pytest.raises(OSError):
+            synth.run(job.id)  # raised on to Dramatiq, which retries the message
+        again = Job.get_by_id(job.id)
+        assert again.status == "queued" and again.worker_id is None and again.error is None
+        assert breakers.status("espeak") == {"state": "closed", "consecutive_failures": 0, "cooldown_s": 60}
+        for blocker in blockers:
+            blocker.unlink()
+        synth.run(job.id)
+        done = Job.get_by_id(job.id)
+        assert done.status == "succeeded" and done.attempts == 2 and done.fallback is False
     finally:
         db.close()

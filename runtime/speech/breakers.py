@@ -97,10 +97,17 @@ class Breaker:
                 if state != CLOSED:
                     self._set(state, CLOSED)
 
-    def call(self, fn: Callable[..., T], *args, **kwargs) -> T:
+    def call(self, fn: Callable[..., T], *args, not_engine: tuple[type[BaseException], ...] = (), **kwargs) -> T:
+        """``fn(*args)``; a failure counts against the engine unless it is one of ``not_engine`` (the
+        database or the disk failing is not the engine's fault: it neither opens nor closes the circuit)."""
         trial = self._admit()
         try:
             result = fn(*args, **kwargs)
+        except not_engine:
+            if trial:
+                with self._lock:
+                    self._trial = False
+            raise
         except BaseException:  # Dramatiq's time limit (Interrupt) counts too
             self._failed(trial)
             raise
@@ -124,12 +131,13 @@ class EngineBreakers:
                        if client is not None else None)
             self._breakers[name] = Breaker(name, fail_max, cooldown_s, storage)
 
-    def call(self, engine: str, fn: Callable[..., T], *args, **kwargs) -> T:
+    def call(self, engine: str, fn: Callable[..., T], *args, not_engine: tuple[type[BaseException], ...] = (),
+             **kwargs) -> T:
         """``fn(*args)`` guarded by ``engine``'s circuit. Raises ``CircuitOpen`` while it is open."""
         breaker = self._breakers.get(engine)
         if breaker is None:
             return fn(*args, **kwargs)
-        return breaker.call(fn, *args, **kwargs)
+        return breaker.call(fn, *args, not_engine=not_engine, **kwargs)
 
     def status(self, engine: str) -> dict:
         breaker = self._breakers.get(engine)

@@ -23,7 +23,7 @@ from runtime.events import JobEvents
 from runtime.speech.engines import Engine
 from runtime.speech.plan import chunk_count, plan
 from runtime.speech.request import SpeechRequest
-from runtime.speech.synthesis import queue_depth
+from runtime.speech.synthesis import NO_SPACE, queue_depth
 from runtime.speech.voices import VoiceCatalog
 from storage.cache import AudioCache
 from storage.models import ACTIVE_STATES, FAILED, QUEUED, SUCCEEDED, Job, JobState, job_state, utcnow
@@ -178,6 +178,8 @@ class SpeechService:
             return Rendered(job.audio_key, job.format, job.engine, job.fallback, cache_hit=job.from_cache,
                             job_id=job.id)
         if job.status == FAILED:
+            if (job.error or "").startswith(NO_SPACE):
+                raise ApiError(job.error, code=NO_SPACE, status=507, headers={"Retry-After": "5"})
             raise SynthesisFailed(f"synthesis failed: {job.error}")
         raise Timeout(f"the audio is not ready after {timeout_s:.0f}s; job {job.id} goes on: "
                       f"GET /api/jobs/{job.id}", code="synthesis_timeout")

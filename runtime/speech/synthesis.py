@@ -7,13 +7,14 @@ broker redelivery) never synthesises twice.
 
 from __future__ import annotations
 
+import errno
 import time
 import wave
 from collections.abc import Callable
 
 from dramatiq.middleware import Interrupt
 from loguru import logger
-from peewee import fn
+from peewee import DatabaseError, InterfaceError, fn
 
 from runtime import metrics
 from runtime.speech.audio import Pcm, decode_wav, encode
@@ -28,6 +29,8 @@ from runtime.workers import Liveness
 from storage.cache import AudioCache
 from storage.models import FAILED, QUEUED, RUNNING, SUCCEEDED, CacheEntry, Job, utcnow
 
+STORAGE_ERRORS = (DatabaseError, InterfaceError, OSError)  # the database or the disk, not the engine
+NO_SPACE = "insufficient_storage"  # the prefix of the error of a job that found the cache volume full
 LOOK_AHEAD_CHUNKS = 4  # how far a job looks for its next sentence to queue ahead
 PROGRESS_EVERY_S = 0.5  # a job's progress row is written at most this often (and when it ends)
 
@@ -64,6 +67,7 @@ class Synthesizer:
         self.publish = publish
         self.worker_id = ""  # set by the worker that runs this synthesizer
         self.touch: Callable[[str], None] = lambda key: None  # records a reused sentence (storage.access)
+        self.on_disk_full: Callable[[], None] = lambda: None  # asks for an eviction run now (Services)
 
     def run(self, job_id: str) -> None:
         job = Job.get_or_none(Job.id == job_id)
@@ -90,10 +94,32 @@ class Synthesizer:
             # Dramatiq's time limit interrupts the thread (a BaseException): record it, then let it unwind.
             self._fail(job_id, "synthesis took longer than the job time limit (JOB_TIMEOUT_S)")
             raise
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                self._requeue(job_id, exc)
+                raise  # Dramatiq retries the message, with backoff
+            # The cache volume is full: the caller gets 507 at once (not a wait until its timeout), and
+            # eviction runs now; the same request succeeds again once it has freed space.
+            self._fail(job_id, f"{NO_SPACE}: the audio cache's volume is full; eviction runs now, retry shortly")
+            self.on_disk_full()
+        except STORAGE_ERRORS as exc:
+            self._requeue(job_id, exc)
+            raise
         except Exception as exc:
             self._fail(job_id, str(exc))
         finally:
             self.publish(job_id)
+
+    def _requeue(self, job_id: str, exc: BaseException) -> None:
+        """A database or disk error is not the text's fault nor the engine's: the job goes back to the queue
+        and Dramatiq's retry runs it again (if the database cannot take even this, recovery at the next
+        start or the reaper picks the job up)."""
+        logger.warning("job {}: storage error, queued again for a retry: {}", job_id, exc)
+        try:
+            Job.update(status=QUEUED, worker_id=None).where(
+                (Job.id == job_id) & (Job.worker_id == self.worker_id)).execute()
+        except STORAGE_ERRORS as again:
+            logger.error("job {} could not be queued again: {}", job_id, again)
 
     def _fail(self, job_id: str, error: str) -> None:
         logger.warning("job {} failed: {}", job_id, error)
@@ -119,7 +145,8 @@ class Synthesizer:
                     (Job.id == job.id) & (Job.worker_id == self.worker_id)).execute()
             start = time.perf_counter()
             try:
-                pcm, whole = self.breakers.call(candidate.engine, self._speak, job, engine, candidate)
+                pcm, whole = self.breakers.call(candidate.engine, self._speak, job, engine, candidate,
+                                                not_engine=STORAGE_ERRORS)
             except CircuitOpen:
                 errors.append(f"engine {candidate.engine} skipped: its circuit is open after repeated failures")
                 logger.info("job {}: engine {} skipped (circuit open)", job.id, candidate.engine)
