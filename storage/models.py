@@ -123,6 +123,7 @@ class CachePin(BaseModel):
     format = CharField(max_length=8)
     text = TextField(null=True)  # when pinned by text + voice + format
     voice = CharField(max_length=200, null=True)
+    speed = FloatField(null=True)
     note = TextField(null=True)
     pinned_by = CharField(max_length=200)
     pinned_at = DateTimeField(default=utcnow)

@@ -78,6 +78,18 @@ def test_orphans_are_removed_but_not_files_a_running_job_may_still_index(cache):
     assert {e.key for e in CacheEntry.select()} == {indexed}
 
 
+def run_now(c: httpx.Client, admin: dict, job: str) -> dict:
+    run = c.post(f"/api/admin/scheduler/{job}/run", headers=admin).json()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        runs = c.get("/api/admin/scheduler", params={"job": job}, headers=admin).json()["runs"]
+        done = next((r for r in runs if r["id"] == run["id"] and r["finished_at"]), None)
+        if done:
+            return done
+        time.sleep(0.3)
+    raise AssertionError(f"the {job} run did not finish")
+
+
 def test_through_the_service_pins_and_hits_keep_entries_under_the_cap(tmp_path):
     proc = ServiceProcess(tmp_path / "data", env={"ENGINES": "espeak", "CACHE_MAX_BYTES": str(1024 * KB),
                                                   "EVICTION_INTERVAL_S": "86400", "SCHEDULER_LEASE_S": "1"})
@@ -99,20 +111,28 @@ def test_through_the_service_pins_and_hits_keep_entries_under_the_cap(tmp_path):
                                                         "response_format": "wav"}).status_code == 200
             before = c.get("/api/admin/cache", headers=admin).json()
             assert before["bytes"] > 1024 * KB  # over the cap
-            run = c.post("/api/admin/scheduler/evict/run", headers=admin).json()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                runs = c.get("/api/admin/scheduler", params={"job": "evict"}, headers=admin).json()["runs"]
-                done = next((r for r in runs if r["id"] == run["id"] and r["finished_at"]), None)
-                if done:
-                    break
-                time.sleep(0.3)
+            done = run_now(c, admin, "evict")
             assert done["outcome"] == "success" and done["figures"]["evicted"] > 0, done
             after = c.get("/api/admin/cache", headers=admin).json()
             assert after["bytes"] <= 0.9 * 1024 * KB and after["pins"][0]["note"] == "doorbell"
             again = c.get(f"/audio/{pinned.json()['key']}.wav")
             assert again.status_code == 200  # the pinned phrase survived
             assert c.get("/audio/" + first.headers["etag"].strip('"')).status_code == 200
+
+            # The engine's model changes: the pin's key is the old model's, and the new model's audio does
+            # not exist yet. The next eviction run moves the pin and renders the phrase before anyone asks.
+            key = pinned.json()["key"]
+            with proc.db() as db:
+                db.execute("UPDATE cache_pins SET key = ? WHERE key = ?", ("0" * 64, key))
+                db.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
+            (proc.data_dir / "audio-cache" / key[:2] / f"{key}.wav").unlink()
+            done = run_now(c, admin, "evict")
+            assert done["outcome"] == "success" and done["figures"]["pins_rerendered"] == 1, done
+            assert c.get("/api/admin/cache", headers=admin).json()["pins"][0]["key"] == key
+            deadline = time.monotonic() + 30
+            while c.get(f"/audio/{key}.wav").status_code != 200:
+                assert time.monotonic() < deadline, "the pinned phrase was not rendered again"
+                time.sleep(0.3)
     finally:
         proc.stop()
 

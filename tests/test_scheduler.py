@@ -207,20 +207,27 @@ def test_backup_restore_round_trip_from_the_cli(tmp_path):
     proc.stop()
 
 
-def test_migrations_back_an_existing_database_up_first(tmp_path):
+def test_migrations_back_an_existing_database_up_first(tmp_path, monkeypatch):
+    import types
+
+    import storage.migrations as migrations
     from runtime.services import pre_migration_backup
-    from storage.migrations import available
 
     settings = Settings(data_dir=tmp_path)
     db = open_database(settings.database_url)
-    last = available()[-1]
-    migrate(db)
-    db.execute_sql("DELETE FROM schema_version WHERE version = ?", (last[0],))  # as if one were new
-    db.execute_sql("DROP TABLE cache_pins")
-    db.execute_sql("ALTER TABLE jobs DROP COLUMN chunk_keys")
-    assert migrate(db, pre_migration_backup(settings)) == [last[1]]
+    assert migrate(db, pre_migration_backup(settings))  # a new database: migrated, nothing to back up
+    assert list_backups(tmp_path / "backups") == []
+    # an upgrade brings a new migration
+    new = types.ModuleType("storage.migrations.m9999_upgrade")
+    new.up = lambda database: database.execute_sql("CREATE TABLE upgraded (id INTEGER)")
+    monkeypatch.setitem(sys.modules, new.__name__, new)
+    shipped = migrations.available()
+    monkeypatch.setattr(migrations, "available", lambda: [*shipped, (9999, "m9999_upgrade")])
+    assert migrate(db, pre_migration_backup(settings)) == ["m9999_upgrade"]
     backups = list_backups(tmp_path / "backups")
-    assert len(backups) == 1 and f"before-m{last[0]:04d}" in backups[0].name and integrity_ok(backups[0]) == "ok"
+    assert len(backups) == 1 and "before-m9999" in backups[0].name and integrity_ok(backups[0]) == "ok"
+    with sqlite3.connect(backups[0]) as copy:  # the copy is the database as it was before the upgrade
+        assert not copy.execute("SELECT name FROM sqlite_master WHERE name = 'upgraded'").fetchall()
     assert migrate(db, pre_migration_backup(settings)) == []  # nothing pending: no backup
     assert len(list_backups(tmp_path / "backups")) == 1
     db.close()

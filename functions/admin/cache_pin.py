@@ -34,14 +34,15 @@ def _pin(ctx, request, body: dict) -> dict:
         raise InvalidInput("pin by key or by text + voice + format, not both", code="invalid_pin")
     if "text" in body:
         req = from_synthesize(body, ctx.catalog, ctx.settings.max_text_chars)
-        key, fmt, text, voice = ctx.speech.key(req), req.format, req.text, req.voice.id
+        key, fmt, text, voice, speed = ctx.speech.key(req), req.format, req.text, req.voice.id, req.speed
     else:
         key, fmt = body.get("key"), body.get("format", "wav")
         if not isinstance(key, str) or not KEY_RE.match(key) or fmt not in FORMATS:
             raise InvalidInput('send {"key": "<64 hex>", "format": "wav"} or {"text", "voice", "format"}',
                                code="invalid_pin")
-        text = voice = None
-    CachePin.insert(key=key, format=fmt, text=text, voice=voice, note=note, pinned_by=actor_of(request)).on_conflict(
+        text = voice = speed = None
+    CachePin.insert(key=key, format=fmt, text=text, voice=voice, speed=speed, note=note,
+                    pinned_by=actor_of(request)).on_conflict(
         conflict_target=[CachePin.key], update={CachePin.note: note}).execute()
     audit.record(actor_of(request), client_address(request.scope), "cache.pin", audit.SUCCESS, key, format=fmt,
                  voice=voice)

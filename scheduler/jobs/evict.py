@@ -1,9 +1,11 @@
-"""The cache eviction job (``storage.eviction``). In embedded mode it also drops the evicted files from this
+"""The cache eviction job (``storage.eviction``), after pinned phrases follow a changed model
+(``scheduler.jobs.pins``). In embedded mode it also drops the evicted files from this
 process's memory caches; a separate web process keeps an evicted file in memory until its LRU drops it (the
 bytes are still right: cache files never change)."""
 
 from __future__ import annotations
 
+from scheduler.jobs.pins import rerender
 from storage.cache import AudioCache
 from storage.eviction import evict
 
@@ -15,4 +17,5 @@ def run(ctx) -> dict:
     forget = services.audio.forget if services is not None else (lambda key, fmt: None)
     if services is not None:
         services.accesses.flush()  # the latest hits count before choosing what to drop
-    return evict(cache, s.cache_max_bytes, s.cache_ttl_days, forget)
+    moved = rerender(ctx)  # pins follow a changed model first, so eviction keeps the new audio
+    return {**evict(cache, s.cache_max_bytes, s.cache_ttl_days, forget), **moved}

@@ -39,7 +39,7 @@ def migrate(db: Database, backup: Callable[[str], object] | None = None) -> list
     existing database (the service passes a SQLite backup into ``DATA_DIR/backups``)."""
     SchemaVersion.create_table(safe=True)
     applied: list[str] = []
-    backed_up = False
+    fresh: bool | None = None  # decided at the first pending migration: a new database needs no backup
     for version, name in available():
         # IMMEDIATE takes SQLite's write lock up front, so two starting processes cannot both apply one.
         ctx = db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic()
@@ -48,9 +48,10 @@ def migrate(db: Database, backup: Callable[[str], object] | None = None) -> list
                 db.execute_sql("LOCK TABLE schema_version IN EXCLUSIVE MODE")
             if SchemaVersion.get_or_none(SchemaVersion.version == version):
                 continue
-            if backup is not None and not backed_up and SchemaVersion.select().exists():
-                backup(f"before-{name.split('_')[0]}")
-                backed_up = True
+            if fresh is None:
+                fresh = not SchemaVersion.select().exists()
+                if backup is not None and not fresh:
+                    backup(f"before-{name.split('_')[0]}")
             importlib.import_module(f"{__name__}.{name}").up(db)
             SchemaVersion.create(version=version, name=name)
             applied.append(name)

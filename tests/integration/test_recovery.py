@@ -84,3 +84,34 @@ def test_no_partial_cache_files_survive_a_crash(tmp_path):
         assert "removed 1 partial cache file" in proc.log()
     finally:
         proc.stop()
+
+
+def test_a_restart_with_a_hundred_queued_jobs_completes_all_of_them(tmp_path):
+    data = tmp_path / "data"
+    env = {"WORKER_THREADS": "1", "ENGINES": "espeak", "ENGINE_PROCESSES": "espeak=1"}
+    first = ServiceProcess(data, env=env).start().wait_ready()
+    ids = []
+    with httpx.Client(base_url=first.url, timeout=60) as c:
+        for n in range(100):
+            text = " ".join(f"Job {n} says sentence {m} about {word} in full." for m, word in
+                            enumerate(("rivers", "lanterns", "orchards", "harbors", "meadows", "kettles")))
+            answer = c.post("/api/synthesize", json={"text": text, "voice": "espeak:en-us"})
+            assert answer.status_code == 202, answer.text
+            ids.append(answer.json()["id"])
+    first.stop(signal.SIGKILL)
+    with first.db() as conn:
+        waiting = conn.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+    assert waiting >= 50, waiting  # most of them never started before the kill
+    second = ServiceProcess(data, env=env, port=first.port).start().wait_ready()
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            with second.db() as conn:
+                states = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+            if states.get("succeeded", 0) == 100:
+                break
+            assert time.monotonic() < deadline and not states.get("failed"), states
+            time.sleep(0.5)
+        assert "recovered" in second.log()
+    finally:
+        second.stop()
