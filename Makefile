@@ -68,6 +68,7 @@ bench: system-bench $(VENV)/.installed-dev $(VENV)/.installed-coqui
 	$(BIN)/python -m bench.stream_ttfb
 	$(BIN)/python -m bench.throughput --redis
 	$(BIN)/python -m bench.worker_memory
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache
