@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -52,3 +53,25 @@ def test_service_on_postgres(postgres_server, tmp_path):
         assert r.headers["x-cache"] == "hit"
     finally:
         again.stop()
+
+
+def test_backup_of_postgres_with_pg_dump(postgres_server, tmp_path, monkeypatch):
+    """The backup job on Postgres: pg_dump's custom format, which pg_restore reads back; without pg_dump the
+    job fails saying so, and makes nothing."""
+    from storage.backup import BackupError, backup, list_backups
+    from storage.db import open_database
+    from storage.migrations import migrate
+
+    db = open_database(postgres_server.url)
+    migrate(db)
+    db.close()
+    monkeypatch.setenv("PATH", f"{postgres_server.bin}:/usr/bin:/bin")  # the server's own client tools
+    done = backup(postgres_server.url, tmp_path / "backups", keep=2)
+    assert done["file"].endswith(".pgdump") and done["bytes"] > 0
+    listing = subprocess.run(["pg_restore", "--list", str(tmp_path / "backups" / done["file"])],
+                             capture_output=True, text=True)
+    assert listing.returncode == 0 and "TABLE public jobs" in listing.stdout, listing.stderr
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(BackupError, match="pg_dump is not installed"):
+        backup(postgres_server.url, tmp_path / "backups", keep=2)
+    assert len(list_backups(tmp_path / "backups")) == 1
