@@ -46,7 +46,7 @@ def _openapi(settings) -> dict:
                 "text": {"type": "string", "minLength": 1, "maxLength": settings.max_job_text_chars,
                          "description": "text or SSML; split at sentences and synthesised chunk by chunk"},
                 "voice": {"type": "string", "nullable": True, "description": "a voice id (GET /api/voices)"},
-                "format": {"type": "string", "enum": list(FORMATS), "default": "wav"},
+                "format": {"type": "string", "enum": [*FORMATS, None], "nullable": True, "default": "wav"},
                 "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0, "nullable": True},
             }}}}},
         "responses": {"200": {**json_content(job, "The job has finished (or the audio was cached)"),

@@ -118,3 +118,16 @@ def test_streamed_wav_header_is_read_by_a_strict_reader():
     with wave.open(io.BytesIO(wav_stream_header(22050) + b"\x01\x00" * 100)) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
         assert w.getnframes() == 0xFFFFFFFF // 2  # OpenAI's open-ended streamed WAV: length unknown
+
+
+def test_a_null_format_means_the_default_of_each_shape():
+    from runtime.settings import Settings
+    from runtime.speech.engines import build_engines
+    from runtime.speech.request import from_openai, from_synthesize
+    from runtime.speech.voices import VoiceCatalog
+
+    settings = Settings(engines=("espeak",), default_voice="espeak:en-us")
+    catalog = VoiceCatalog(build_engines(settings), settings)
+    assert from_synthesize({"text": "Hi.", "format": None}, catalog, 100).format == "wav"
+    assert from_synthesize({"text": "Hi."}, catalog, 100).format == "wav"
+    assert from_openai({"input": "Hi.", "response_format": None}, catalog, 100).format == "mp3"

@@ -185,6 +185,6 @@ def from_synthesize(body: object, catalog: VoiceCatalog, max_chars: int) -> Spee
     return SpeechRequest(
         text=_text(body.get("text"), "text", max_chars),
         voice=_voice(body.get("voice"), catalog),
-        format=_format(body.get("format", "wav"), "format"),
+        format=_format("wav" if body.get("format") is None else body["format"], "format"),  # null: the default
         speed=_speed(body.get("speed")),
     )
