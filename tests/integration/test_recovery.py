@@ -28,17 +28,19 @@ def test_sigkill_with_running_and_queued_jobs_then_restart(tmp_path):
     data = tmp_path / "data"
     env = {"WORKER_THREADS": "1"}
     first = ServiceProcess(data, env=env).start().wait_ready()
-    with httpx.Client(base_url=first.url, timeout=60) as c:
-        done = c.post("/api/synthesize?wait=30", json={"text": "Finished before the crash."}).json()
-        assert done["status"] == "succeeded"
-        running = c.post("/api/synthesize", json={"text": LONG}).json()
-        queued = c.post("/api/synthesize", json={"text": "Short text waiting in line.", "format": "mp3"}).json()
-        deadline = time.monotonic() + 30
-        while status(c, running)["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        assert status(c, queued)["status"] == "queued"
-    first.stop(signal.SIGKILL)
+    try:
+        with httpx.Client(base_url=first.url, timeout=60) as c:
+            done = c.post("/api/synthesize?wait=30", json={"text": "Finished before the crash."}).json()
+            assert done["status"] == "succeeded"
+            running = c.post("/api/synthesize", json={"text": LONG}).json()
+            queued = c.post("/api/synthesize", json={"text": "Short text waiting in line.", "format": "mp3"}).json()
+            deadline = time.monotonic() + 30
+            while status(c, running)["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            assert status(c, queued)["status"] == "queued"
+    finally:
+        first.stop(signal.SIGKILL)  # also when an assertion above fails: no process outlives its test
 
     with first.db() as conn:
         states = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
@@ -90,15 +92,15 @@ def test_a_restart_with_a_hundred_queued_jobs_completes_all_of_them(tmp_path):
     data = tmp_path / "data"
     env = {"WORKER_THREADS": "1", "ENGINES": "espeak", "ENGINE_PROCESSES": "espeak=1"}
     first = ServiceProcess(data, env=env).start().wait_ready()
-    ids = []
-    with httpx.Client(base_url=first.url, timeout=60) as c:
-        for n in range(100):
-            text = " ".join(f"Job {n} says sentence {m} about {word} in full." for m, word in
-                            enumerate(("rivers", "lanterns", "orchards", "harbors", "meadows", "kettles")))
-            answer = c.post("/api/synthesize", json={"text": text, "voice": "espeak:en-us"})
-            assert answer.status_code == 202, answer.text
-            ids.append(answer.json()["id"])
-    first.stop(signal.SIGKILL)
+    try:
+        with httpx.Client(base_url=first.url, timeout=60) as c:
+            for n in range(100):
+                text = " ".join(f"Job {n} says sentence {m} about {word} in full." for m, word in
+                                enumerate(("rivers", "lanterns", "orchards", "harbors", "meadows", "kettles")))
+                answer = c.post("/api/synthesize", json={"text": text, "voice": "espeak:en-us"})
+                assert answer.status_code == 202, answer.text
+    finally:
+        first.stop(signal.SIGKILL)
     with first.db() as conn:
         waiting = conn.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
     assert waiting >= 50, waiting  # most of them never started before the kill

@@ -22,16 +22,20 @@ def test_sigterm_finishes_the_job_in_progress_and_keeps_the_queue(tmp_path):
     env = {"WORKER_THREADS": "1", "ENGINES": "espeak,piper", "DEFAULT_VOICE": "piper:en_US-joe-medium",
            "LOG_FILE": str(log_file)}
     proc = ServiceProcess(tmp_path / "data", env=env).start().wait_ready()
-    long_text = " ".join(f"The {w} sentence is one of ten distinct ones, spoken at an easy pace." for w in WORDS)
-    with httpx.Client(base_url=proc.url, timeout=60) as c:
-        running = c.post("/api/synthesize", json={"text": long_text}).json()
-        queued = c.post("/api/synthesize", json={"text": "I wait in line until the restart."}).json()
-        deadline = time.monotonic() + 30
-        while c.get(running["status_url"]).json()["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-    with proc.db() as db:
-        assert db.execute("SELECT COUNT(*) FROM scheduler_lease").fetchone()[0] == 1
+    try:
+        long_text = " ".join(f"The {w} sentence is one of ten distinct ones, spoken at an easy pace." for w in WORDS)
+        with httpx.Client(base_url=proc.url, timeout=60) as c:
+            running = c.post("/api/synthesize", json={"text": long_text}).json()
+            queued = c.post("/api/synthesize", json={"text": "I wait in line until the restart."}).json()
+            deadline = time.monotonic() + 30
+            while c.get(running["status_url"]).json()["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        with proc.db() as db:
+            assert db.execute("SELECT COUNT(*) FROM scheduler_lease").fetchone()[0] == 1
+    except BaseException:
+        proc.stop()  # no process outlives a failed test
+        raise
     # uvicorn re-raises SIGTERM once it has shut down cleanly, so a supervisor sees the signal
     assert proc.stop(signal.SIGTERM, timeout=120) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in proc.log() and "released the lease" in proc.log()
