@@ -166,7 +166,9 @@ class AuthLayer(Layer):
         token = presented_key(request)
         if token is not None:
             keys = self.security.keys
-            info = keys.find(token) if keys.cached(token) else await run_in_threadpool(keys.find, token)
+            answered, info = keys.peek(token)  # no thread hop while the lookup is cached
+            if not answered:
+                info = await run_in_threadpool(keys.find, token)
             if info is None:
                 raise Unauthorized("the API key is unknown, revoked or expired", code="invalid_api_key")
             return Principal(f"key:{info.id}", info.level, key=info)

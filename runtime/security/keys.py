@@ -53,31 +53,36 @@ class KeyStore:
         return row, token
 
     def find(self, token: str) -> KeyInfo | None:
-        """The key ``token`` stands for, if it exists, is not revoked and has not expired."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-            return None
+        """The key ``token`` stands for, if it exists, is not revoked and has not expired (the database is
+        asked at most once a second per key)."""
+        answered, info = self.peek(token)
+        if answered:
+            return info
         key = digest(token)
+        row = ApiKey.get_or_none((ApiKey.digest == key) & ApiKey.revoked_at.is_null())
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (KeyInfo(row.id, row.name, row.level, row.expires_at) if row else None,
+                            time.monotonic() + CACHE_S)
+        return self.peek(token)[1]
+
+    def peek(self, token: str) -> tuple[bool, KeyInfo | None]:
+        """``(True, key or None)`` when the answer is known without the database (a malformed token, or a
+        lookup less than ``CACHE_S`` old); ``(False, None)`` when ``find`` must ask the database."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return True, None
         now = time.monotonic()
-        cached = self._cache.get(key)
+        cached = self._cache.get(digest(token))
         if cached is None or cached[1] < now:
-            row = ApiKey.get_or_none((ApiKey.digest == key) & ApiKey.revoked_at.is_null())
-            info = KeyInfo(row.id, row.name, row.level, row.expires_at) if row else None
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = cached = (info, now + CACHE_S)
+            return False, None
         info = cached[0]
         if info is None or (info.expires_at is not None and info.expires_at <= utcnow()):
-            return None
+            return True, None
         with self._lock:
             self._uses[info.id] = utcnow()
         if now - self._flushed > USE_FLUSH_S:
             self.flush_uses()
-        return info
-
-    def cached(self, token: str) -> bool:
-        """True when ``find`` would answer without the database."""
-        entry = self._cache.get(digest(token)) if token.startswith(TOKEN_PREFIX) else None
-        return entry is not None and entry[1] >= time.monotonic()
+        return True, info
 
     def flush_uses(self) -> None:
         with self._lock:

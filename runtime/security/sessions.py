@@ -10,11 +10,11 @@ made with the cookie must send back in ``X-CSRF-Token``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 
+from runtime.security.keys import digest
 from storage.models import Admin, AdminSession, utcnow
 
 COOKIE = "ef_session"
@@ -31,10 +31,6 @@ class SessionInfo:
     created_at: dt.datetime
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 class Sessions:
     def __init__(self, idle_s: float, max_s: float) -> None:
         self.idle = dt.timedelta(seconds=idle_s)
@@ -44,7 +40,7 @@ class Sessions:
         """A new session: (cookie token, CSRF token), each 256 bits from ``secrets``."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = utcnow()
-        AdminSession.create(id=_digest(token), admin=admin, csrf_digest=_digest(csrf), created_at=now,
+        AdminSession.create(id=digest(token), admin=admin, csrf_digest=digest(csrf), created_at=now,
                             last_seen_at=now, expires_at=now + self.max, client=client[:64])
         return token, csrf
 
@@ -52,7 +48,7 @@ class Sessions:
         if not token or len(token) > 200:
             return None
         row = (AdminSession.select(AdminSession, Admin.disabled).join(Admin, on=(AdminSession.admin == Admin.name))
-               .where(AdminSession.id == _digest(token)).objects().first())
+               .where(AdminSession.id == digest(token)).objects().first())
         now = utcnow()
         if row is None:
             return None
@@ -65,7 +61,7 @@ class Sessions:
 
     @staticmethod
     def csrf_ok(session: SessionInfo, sent: str | None) -> bool:
-        return bool(sent) and hmac.compare_digest(_digest(sent), session.csrf_digest)
+        return bool(sent) and hmac.compare_digest(digest(sent), session.csrf_digest)
 
     @staticmethod
     def end(session_id: str) -> None:
