@@ -19,11 +19,11 @@ from runtime import logging as runtime_logging
 from runtime.errors import ApiError, StreamAborted
 from runtime.http import json_response
 from runtime.options import default_layers
-from runtime.registry import Registry, discover
+from runtime.registry import SCOPE_PIN, CanaryPolicy, Registry, discover
 from runtime.response_cache import ResponseCache
 from runtime.router import FunctionRouter
 from runtime.security import Security
-from runtime.security.addresses import AddressRule
+from runtime.security.addresses import AddressRule, client_address, inside, parse_address
 from runtime.security.cors import Cors
 from runtime.services import Services
 from runtime.settings import Settings, loose_env_file
@@ -41,6 +41,7 @@ class Context:
         self.registry = registry
         self.security = security
         self.services: Services | None = None
+        self.deployments = None  # runtime.deploy.deployer.Deployments
 
     def __getattr__(self, name: str):
         # ctx.speech, ctx.catalog, ctx.audio, … delegate to the services once they exist
@@ -77,8 +78,11 @@ class Edge:
                     rid = candidate
             elif name in _CONDITIONAL:
                 conditional = True
+            elif name == b"x-function-version":  # an admin calling one version directly (runtime.registry)
+                scope[SCOPE_PIN] = value.decode("latin-1").strip()
         rid = rid or f"{self._prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
-        if (self.responses is not None and not conditional and scope["method"] in ("GET", "HEAD")
+        if (self.responses is not None and not conditional and SCOPE_PIN not in scope
+                and scope["method"] in ("GET", "HEAD")
                 and not scope["query_string"]):
             hit = self.responses.get(scope["path"])
             if hit is not None:
@@ -90,6 +94,7 @@ class Edge:
                 return
         self.addresses.resolve(scope)
         token = runtime_logging.request_id.set(rid)
+        function_token = runtime_logging.function.set("")
         status = 0
         start = time.perf_counter()
 
@@ -120,15 +125,24 @@ class Edge:
             if self.access_log:
                 logger.info("{} {} {} {:.1f}ms", scope["method"], scope["path"], status,
                             (time.perf_counter() - start) * 1000)
+            runtime_logging.function.reset(function_token)
             runtime_logging.request_id.reset(token)
 
 
 def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS_DIR) -> Edge:
+    from runtime.deploy.deployer import Deployments
+    from runtime.deploy.sync import FunctionSync
+
     settings = settings or Settings.from_env()
     responses = ResponseCache(settings.memory_cache_bytes)
     security = Security(settings)
-    registry = Registry(discover(functions_dir), default_layers(settings, security), responses)
+    shipped = discover(functions_dir)
+    registry = Registry(shipped, default_layers(settings, security), responses,
+                        CanaryPolicy(settings.canary_window, settings.canary_min_requests,
+                                     settings.canary_max_error_rate),
+                        may_pin=lambda scope: inside(parse_address(client_address(scope)), security.admin_networks))
     ctx = Context(settings, registry, security)
+    deployments = ctx.deployments = Deployments(settings, registry, shipped)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -136,6 +150,8 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
             logger.warning(warning)
         services = Services.build(settings, responses)
         ctx.services = services
+        deployments.start_up()  # the versions the database says serve, before the first request
+        sync = FunctionSync(deployments, settings.function_sync_s).start()
         scheduler = None
         if settings.embedded:
             from scheduler.runner import Scheduler
@@ -150,12 +166,13 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         try:
             yield
         finally:
+            sync.stop()
             if scheduler is not None:
                 scheduler.stop()  # releases the lease
             security.keys.flush_uses()  # the API keys' last use, batched in memory
             services.close()
 
-    router = FunctionRouter(registry.table(ctx), lifespan=lifespan)
+    router = FunctionRouter(registry.table(ctx), lifespan=lifespan, follow=registry)
     app = Edge(Cors(router, settings.cors_origins) if settings.cors_origins else router,
                access_log=settings.access_log, responses=responses, addresses=security.addresses)
     app.ctx = ctx

@@ -1,5 +1,6 @@
 """``python -m runtime serve [--host H] [--port P]``, ``python -m runtime worker``,
-``python -m runtime models [--write-manifest]``, ``python -m runtime admin …`` and ``python -m runtime keys …``."""
+``python -m runtime models [--write-manifest]``, ``python -m runtime admin …``, ``python -m runtime keys …``
+and the function deploys (``functions``, ``deploy``, ``promote``, ``rollback``: ``runtime.deploy.cli``)."""
 
 from __future__ import annotations
 
@@ -134,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("backup", help="back the database up into DATA_DIR/backups (verified)")
     sub.add_parser("restore", help="replace the database with a backup (the service must be stopped)") \
         .add_argument("file", help="a backup file (DATA_DIR/backups/db-….sqlite)")
+    from runtime.deploy import cli as deploy_cli
     from runtime.security import cli as security_cli
 
     security_cli.add_commands(sub)
+    deploy_cli.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -162,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("admin", "keys"):
         runtime_logging.setup("WARNING", False)
         return security_cli.run(args, settings)
+    if args.command in ("functions", "deploy", "promote", "rollback"):
+        runtime_logging.setup("WARNING", False)
+        return deploy_cli.run(args, settings)
     runtime_logging.setup(settings.log_level, settings.log_json, settings.log_file, settings.log_rotation,
                           settings.log_retention)
     return _serve(settings) if args.command == "serve" else _worker(settings)

@@ -38,6 +38,7 @@ class FunctionSpec:
     methods: tuple[str, ...]
     handler: Handler
     options: Mapping[str, object]  # every option but the core ones, as declared; checked by their layers
+    version: int = 1  # the module's version this spec belongs to (runtime.deploy)
 
     def option(self, name: str, default: object = None) -> object:
         return self.options.get(name, default)

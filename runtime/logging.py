@@ -1,5 +1,6 @@
 """loguru as the one log sink: JSON lines to stdout, stdlib logging (uvicorn, dramatiq, apscheduler)
-routed into it, and a request id on every line logged while a request is handled."""
+routed into it, and a request id (and the function with its version, ``openai_speech@3``) on every line
+logged while a request is handled."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import traceback
 from loguru import logger
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+function: contextvars.ContextVar[str] = contextvars.ContextVar("function", default="")  # "name@version"
 
 
 class _Intercept(logging.Handler):
@@ -28,6 +30,9 @@ def _patch(record) -> None:
     rid = request_id.get()
     if rid:
         record["extra"]["request_id"] = rid
+        serving = function.get()
+        if serving:
+            record["extra"]["function"] = serving
 
 
 def _json_line(record) -> str:

@@ -19,8 +19,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-REQUESTS = Counter("ef_http_requests_total", "HTTP requests per function and status", ["function", "status"])
-REQUEST_SECONDS = Histogram("ef_http_request_duration_seconds", "Time to answer, per function", ["function"],
+REQUESTS = Counter("ef_http_requests_total", "HTTP requests per function, version and status",
+                   ["function", "version", "status"])
+REQUEST_SECONDS = Histogram("ef_http_request_duration_seconds", "Time to answer (the whole body), per function and "
+                            "version", ["function", "version"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 SYNTHESES = Counter("ef_syntheses_total", "Synthesis attempts per engine and outcome (ok, failed, skipped)",
                     ["engine", "outcome"])
@@ -29,6 +31,14 @@ SYNTHESIS_SECONDS = Histogram("ef_synthesis_duration_seconds", "Time one job's s
 REAL_TIME_FACTOR = Histogram("ef_synthesis_real_time_factor", "Synthesis time / audio duration, per engine",
                              ["engine"], buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
 FALLBACKS = Counter("ef_fallbacks_total", "Jobs spoken by a fallback engine, per engine that spoke", ["engine"])
+FUNCTION_COLD_STARTS = Counter("ef_function_cold_starts_total", "First calls of a function after its version "
+                               "loaded in a process", ["function", "version"])
+FUNCTION_TIMEOUTS = Counter("ef_function_timeouts_total", "Requests answered 504 or cut off mid-stream by timeout_s",
+                            ["function", "version"])
+FUNCTION_REJECTIONS = Counter("ef_function_concurrency_rejections_total", "Requests refused with 429 because the "
+                              "function had its concurrency limit in flight", ["function", "version"])
+CANARY_ROLLBACKS = Counter("ef_function_canary_rollbacks_total", "Canaries rolled back automatically for their "
+                           "error rate", ["function"])
 CACHE_REQUESTS = Counter("ef_cache_requests_total", "Speech requests answered from the cache (hit) or not (miss)",
                          ["result"])
 

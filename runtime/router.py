@@ -4,7 +4,9 @@ Why not Starlette's ``Router`` + middleware stack: on the cached-audio path that
 nginx's requests/s here (the target is >= 0.4x), while the route table is small and static. So routing
 and error edges are these few lines; Starlette still provides ``Request``, ``Response``, the path
 compiler/convertors (``compile_path``) and the lifespan protocol (``Router(lifespan=…)``).
-Static paths are a dict lookup; parameterised ones are tried in declaration order.
+Static paths are a dict lookup; parameterised ones are tried in declaration order. Given the registry as
+``follow``, the table is rebuilt when a deploy adds or moves a route (``registry.generation``); a version
+switch that keeps the routes changes nothing here (each endpoint looks its version up per request).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class FunctionRouter:
-    def __init__(self, table: list[tuple[str, tuple[str, ...], Endpoint]], lifespan=None) -> None:
+    def __init__(self, table: list[tuple[str, tuple[str, ...], Endpoint]], lifespan=None, follow=None) -> None:
+        self._follow = follow
+        self._generation = follow.generation if follow is not None else 0
+        self._build(table)
+        self._lifespan = Router(lifespan=lifespan)
+
+    def _build(self, table: list[tuple[str, tuple[str, ...], Endpoint]]) -> None:
         self._static: dict[str, dict[str, Endpoint]] = {}
         self._dynamic: list[tuple[object, dict, dict[str, Endpoint]]] = []
         by_route: dict[str, dict[str, Endpoint]] = {}
@@ -37,7 +45,6 @@ class FunctionRouter:
                 self._dynamic.append((regex, convertors, slot))
             else:
                 self._static[route] = slot
-        self._lifespan = Router(lifespan=lifespan)
 
     def match(self, path: str) -> tuple[dict[str, Endpoint] | None, dict]:
         slot = self._static.get(path)
@@ -56,6 +63,10 @@ class FunctionRouter:
         if kind != "http":
             await send({"type": "websocket.close", "code": 1000})
             return
+        follow = self._follow
+        if follow is not None and follow.generation != self._generation:
+            self._generation = follow.generation
+            self._build(follow.table())
         slot, params = self.match(scope["path"])
         if slot is None:
             raise NotFound(f"no function serves {scope['path']}", code="not_found")

@@ -173,6 +173,12 @@ class Settings:
     job_retention_days: float = 30.0  # finished jobs and scheduler runs older than this are deleted
     backup_cron: str = "0 3 * * *"  # crontab (UTC): when the database is backed up
     backup_keep: int = 7  # backups kept in DATA_DIR/backups
+    # Function deploys (runtime/deploy): versions, canaries, automatic rollback
+    function_sync_s: float = 1.0  # every process follows a deploy, promote or rollback within this long
+    canary_window: int = 20  # a canary is judged on its last this many requests (per process) …
+    canary_min_requests: int = 5  # … once it has answered at least this many …
+    canary_max_error_rate: float = 0.2  # … and rolled back when its share of 5xx/timeouts passes this
+    self_test_timeout_s: float = 30.0  # a deployed version's self-test must pass within this long
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -445,6 +451,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "job_retention_days": ("JOB_RETENTION_DAYS", _float("JOB_RETENTION_DAYS", 0.001, 36500)),
     "backup_cron": ("BACKUP_CRON", str),
     "backup_keep": ("BACKUP_KEEP", _int("BACKUP_KEEP", 1, 10_000)),
+    "function_sync_s": ("FUNCTION_SYNC_S", _float("FUNCTION_SYNC_S", 0.05, 3600)),
+    "canary_window": ("CANARY_WINDOW", _int("CANARY_WINDOW", 1, 100_000)),
+    "canary_min_requests": ("CANARY_MIN_REQUESTS", _int("CANARY_MIN_REQUESTS", 1, 100_000)),
+    "canary_max_error_rate": ("CANARY_MAX_ERROR_RATE", _float("CANARY_MAX_ERROR_RATE", 0, 1)),
+    "self_test_timeout_s": ("SELF_TEST_TIMEOUT_S", _float("SELF_TEST_TIMEOUT_S", 0.1, 3600)),
 }
 
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(var for var, _ in _ENVIRONMENT.values())

@@ -269,6 +269,41 @@ class SchedulerRun(BaseModel):
         table_name = "scheduler_runs"
 
 
+class FunctionVersion(BaseModel):
+    """One immutable version of a function module: its source and the options a deploy overrode (JSON)."""
+
+    id = AutoField()
+    module = CharField(max_length=200)
+    version = IntegerField()
+    sha256 = CharField(max_length=64)
+    source = TextField()
+    options = TextField(default="{}")
+    origin = CharField(max_length=16)  # shipped (a file in functions/) or deploy
+    created_by = CharField(max_length=200)
+    created_at = DateTimeField(default=utcnow)
+    note = TextField(default="")
+
+    class Meta:
+        table_name = "function_versions"
+
+
+class FunctionPointer(BaseModel):
+    """Which version of a module serves: ``active``, and ``canary`` for ``canary_pct`` % of callers."""
+
+    module = CharField(primary_key=True, max_length=200)
+    active = IntegerField()
+    previous = IntegerField(null=True)  # what ``rollback`` without --to returns to
+    canary = IntegerField(null=True)
+    canary_pct = IntegerField(default=0)
+    generation = IntegerField(default=1)
+    changed_by = CharField(max_length=200)
+    changed_at = DateTimeField(default=utcnow)
+    reason = TextField(default="")
+
+    class Meta:
+        table_name = "function_pointers"
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     name = CharField(max_length=200)

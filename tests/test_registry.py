@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from runtime.app import Edge
 from runtime.functions import FunctionDefinitionError, function
 from runtime.options import default_layers
-from runtime.registry import Registry, discover
+from runtime.registry import Deployment, Registry, discover, load_module
 from runtime.router import FunctionRouter
 from runtime.settings import Settings
 
@@ -119,7 +119,7 @@ def test_endpoints_follow_the_active_pointer_and_enforce_limits(tmp_path):
             return json_response({"version": 1})
     '''))
     registry = Registry(discover(tmp_path), layers())
-    app = Edge(FunctionRouter(registry.table(ctx=None)))
+    app = Edge(FunctionRouter(registry.table(ctx=None), follow=registry))
     with TestClient(app) as c:
         assert c.post("/slow", json={}).json() == {"version": 1}
         timed_out = c.post("/slow", json={"sleep": 1})
@@ -130,15 +130,18 @@ def test_endpoints_follow_the_active_pointer_and_enforce_limits(tmp_path):
         assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
         assert c.get("/nothing").json()["error"]["code"] == "not_found"
 
-        # Moving the pointer changes behaviour without rebuilding routes.
-        from dataclasses import replace
-
-        async def v2(request, ctx):
-            from runtime.http import json_response
-            return json_response({"version": 2})
-
-        registry._active["slow"] = replace(registry._active["slow"], handler=v2)
+        # Moving the pointer to another loaded version changes the answers; the router keeps its table.
+        (tmp_path / "v2").mkdir()
+        (tmp_path / "v2" / "slow.py").write_text((tmp_path / "slow.py").read_text().replace('"version": 1',
+                                                                                          '"version": 2'))
+        version = registry.build(load_module(tmp_path / "v2" / "slow.py", "slow", unique=True), 2)
+        registry.check(version)
+        generation = registry.generation
+        registry.activate(Deployment(version))
         assert c.post("/slow", json={}).json() == {"version": 2}
+        assert registry.generation == generation  # same routes: no rebuild
+        registry.activate(Deployment(registry.loaded("slow", 1)))
+        assert c.post("/slow", json={}).json() == {"version": 1}
 
 
 def test_the_shipped_functions_load():

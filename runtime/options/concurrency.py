@@ -1,12 +1,13 @@
-"""``concurrency``: the most requests of a function in flight at once in this process (0: unlimited);
-past it, 429 ``too_many_requests`` with ``Retry-After: 1`` at once, never a queue."""
+"""``concurrency``: the most requests of a function in flight at once in this process (0: unlimited), like
+OpenFaaS's ``max_inflight``; past it, 429 ``too_many_requests`` with ``Retry-After: 1`` at once, never a
+queue. A request holds its slot until its whole response has been sent, streamed bodies included."""
 
 from __future__ import annotations
 
-import asyncio
-
 from runtime.errors import ApiError
-from runtime.options import Call, Layer, bad
+from runtime.options import Call, Layer, Sending, bad
+
+TOO_MANY = "too_many_requests"
 
 
 class Concurrency(Layer):
@@ -21,13 +22,23 @@ class Concurrency(Layer):
         most = spec.option("concurrency", 0)
         if not most:
             return call
-        semaphore = asyncio.Semaphore(most)
+        in_flight = 0  # one event loop per process: a plain counter, no lock
+
+        def release(_error) -> None:
+            nonlocal in_flight
+            in_flight -= 1
 
         async def bounded(request):
-            if semaphore.locked():
+            nonlocal in_flight
+            if in_flight >= most:
                 raise ApiError(f"{spec.name} is at its limit of {most} requests in flight; retry shortly",
-                               code="too_many_requests", status=429, headers={"Retry-After": "1"})
-            async with semaphore:
-                return await call(request)
+                               code=TOO_MANY, status=429, headers={"Retry-After": "1"})
+            in_flight += 1
+            try:
+                response = await call(request)
+            except BaseException:
+                in_flight -= 1
+                raise
+            return Sending(response, release)
 
         return bounded
