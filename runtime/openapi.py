@@ -91,6 +91,20 @@ SCHEMAS.update({
         "id": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
         "client": {"type": "string"}, "action": {"type": "string"}, "target": {"type": "string"},
         "outcome": {"type": "string"}, "details": {"type": "object"}}},
+    "FunctionModule": {"type": "object", "required": ["module", "functions", "active", "traffic"], "properties": {
+        "module": {"type": "string"}, "functions": {"type": "array", "items": {"type": "string"}},
+        "active": {"type": "integer", "description": "the version serving"},
+        "previous": {"type": "integer", "nullable": True, "description": "where a rollback returns to"},
+        "canary": {"type": "integer", "nullable": True}, "canary_pct": {"type": "integer"},
+        "traffic": {"type": "object", "additionalProperties": {"type": "integer"},
+                    "description": "version -> % of callers"},
+        "changed_by": {"type": "string"}, "changed_at": {"type": "string"}, "reason": {"type": "string"},
+        "this_process": {"type": "object", "description": "what the answering process serves, and the canary's "
+                                                          "error rate as it counted"}}},
+    "FunctionVersion": {"type": "object", "required": ["version", "sha256", "origin"], "properties": {
+        "version": {"type": "integer"}, "sha256": {"type": "string"},
+        "origin": {"type": "string", "enum": ["shipped", "deploy"]}, "created_by": {"type": "string"},
+        "created_at": {"type": "string"}, "note": {"type": "string"}, "options": {"type": "object"}}},
 })
 
 SECURITY_SCHEMES = {

@@ -8,10 +8,11 @@ serves. The process that moved the pointer serves the new version from its next 
 process follows within ``FUNCTION_SYNC_S`` (``runtime.deploy.sync``). Each version keeps its loaded code in
 memory (``Registry.forget`` keeps the newest few), so a rollback is a pointer move.
 
-Shipped files and deploys: at start-up each file in ``functions/`` is recorded as a version (``shipped``)
-when its source is new. While the serving version is a shipped one, a new shipped file becomes active (an
+Shipped files and deploys: at start-up each file in ``functions/`` whose source is new is recorded as a
+version (``shipped``). While the serving version is a shipped one, the new shipped file becomes active (an
 upgrade of the software upgrades its functions); when an operator's deploy serves, it keeps serving and
-the start-up logs that a newer shipped version waits (``rollback NAME --to N`` activates it).
+the start-up logs that a newer shipped version waits (``rollback NAME --to N`` activates it). A file
+recorded before changes nothing: a rollback from a shipped upgrade survives restarts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -71,15 +73,16 @@ class Deployments:
 
     def _record_shipped(self, module: LoadedModule) -> None:
         row = store.find(module.name, module.sha256, "{}", store.SHIPPED)
-        if row is None:
-            row = store.add(module.name, module.source, "{}", store.SHIPPED, "release",
-                            f"functions/{module.path.name} as shipped")
-            logger.info("recorded {} v{} (shipped)", module.name, row.version)
+        if row is not None:  # recorded at an earlier start: whatever the operator did since stands
+            if store.pointer(module.name) is None:
+                store.move(module.name, "release", "shipped", active=row.version)
+            return
+        row = store.add(module.name, module.source, "{}", store.SHIPPED, "release",
+                        f"functions/{module.path.name} as shipped")
+        logger.info("recorded {} v{} (shipped)", module.name, row.version)
         pointer = store.pointer(module.name)
         if pointer is None:
             store.move(module.name, "release", "shipped", active=row.version)
-            return
-        if pointer.active == row.version:
             return
         active = store.version(module.name, pointer.active)
         if active is not None and active.origin == store.SHIPPED and pointer.canary is None:
@@ -174,10 +177,13 @@ class Deployments:
             serving = self.registry.deployment(module).stable
             source = store.version(module, serving.number).source
             overrides = {**serving.overrides, **overrides}
+        candidate = None
         try:
             candidate = await run_in_threadpool(self._candidate, module, source, overrides, canary is not None)
             await self._self_test(candidate)
         except DeployRefused as exc:
+            if candidate is not None:
+                sys.modules.pop(candidate.loaded.module_name, None)
             audit.record(who, client, "function.deploy", audit.FAILURE, module, code=exc.code, error=exc.message,
                          sha256=store.sha256(source))
             raise
@@ -193,7 +199,14 @@ class Deployments:
             raise DeployRefused(str(exc), "invalid_function") from None
         except (Exception, SystemExit) as exc:  # any error of the new code refuses it
             raise DeployRefused(f"the new source does not load: {_error_text(exc)}", "load_failed") from None
-        version = self.registry.build(code, 0, overrides)
+        try:
+            return self._checked(self.registry.build(code, 0, overrides), canary)
+        except DeployRefused:
+            sys.modules.pop(code.module_name, None)
+            raise
+
+    def _checked(self, version: Version, canary: bool) -> Version:
+        module = version.module
         current = self.registry.deployment(module).stable
         missing = sorted(current.specs.keys() - version.specs.keys())
         if missing:
@@ -264,7 +277,8 @@ class Deployments:
                 reason = f"deploy v{number}"
                 pointer = store.move(module, who, reason, active=number, previous=pointer.active, canary=None,
                                      canary_pct=0)
-        self.registry.keep(self.registry.build(candidate.loaded, number, overrides))
+        if self.registry.loaded(module, number) is None:  # a version deployed again keeps its loaded code
+            self.registry.keep(self.registry.build(candidate.loaded, number, overrides))
         audit.record(who, client, "function.deploy", audit.SUCCESS, module, version=number, created=created,
                      canary=canary, sha256=row.sha256, note=note, options=overrides)
         self.apply(pointer)

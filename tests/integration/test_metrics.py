@@ -68,7 +68,7 @@ def test_the_metrics_count_what_happened(svc):
     text = httpx.get(svc.url + "/metrics").text
     assert value(text, 'ef_syntheses_total{engine="espeak",outcome="ok"}') == 3
     assert value(text, 'ef_cache_requests_total{result="hit"}') >= 1
-    assert value(text, 'ef_http_requests_total{function="openai_speech",status="200"}') == 4
+    assert value(text, 'ef_http_requests_total{function="openai_speech",status="200",version="1"}') == 4
     assert value(text, 'ef_jobs{status="succeeded"}') >= 3
     assert value(text, "ef_cache_entries") >= 3 and value(text, "ef_cache_bytes") > 0
     assert value(text, "ef_database_bytes") > 0 and value(text, "ef_data_free_bytes") > 0

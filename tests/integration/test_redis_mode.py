@@ -38,7 +38,7 @@ def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
             # the worker counted the synthesis; the web's /metrics adds every process up (multiprocess mode)
             exposition = c.get("/metrics").text
             assert 'ef_syntheses_total{engine="piper",outcome="ok"} 1.0' in exposition
-            assert 'ef_http_requests_total{function="openai_speech",status="200"} 1.0' in exposition
+            assert 'ef_http_requests_total{function="openai_speech",status="200",version="1"} 1.0' in exposition
             # the worker's canary results and the shared (Redis) circuit state, as the web reports them
             tts = c.get("/health/tts").json()
             assert tts["ok"] and tts["engines"]["piper"]["canary"][0]["ok"]
