@@ -6,16 +6,14 @@ two web processes on one database and Redis."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from runtime.app import FUNCTIONS_DIR
-from tests.support import ServiceProcess, run_cli
+from tests.support import Load, ServiceProcess, run_cli
 
 pytestmark = pytest.mark.integration
 SYNC_S = 1.0
@@ -26,50 +24,6 @@ def voices_v2() -> str:
     source = (FUNCTIONS_DIR / "voices.py").read_text()
     assert '{"default": ' in source
     return source.replace('{"default": ', '{"revision": 2, "default": ')
-
-
-@dataclass
-class Load:
-    """Threads calling ``path`` on each of ``urls`` until stopped: (started, finished, status, revision)."""
-
-    urls: list[str]
-    path: str = "/api/voices"
-    threads: int = 3
-    answers: list[tuple[float, float, int, int | None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._workers = [threading.Thread(target=self._run, args=(self.urls[i % len(self.urls)],))
-                         for i in range(self.threads * len(self.urls))]
-
-    def _run(self, url: str) -> None:
-        with httpx.Client(base_url=url, timeout=30) as c:
-            while not self._stop.is_set():
-                began = time.monotonic()
-                try:
-                    r = c.get(self.path)
-                    revision = r.json().get("revision", 1) if r.status_code == 200 else None
-                    self.answers.append((began, time.monotonic(), r.status_code, revision))
-                except httpx.HTTPError:
-                    self.answers.append((began, time.monotonic(), 0, None))
-
-    def __enter__(self) -> Load:
-        for t in self._workers:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._workers:
-            t.join(30)
-
-    def failed(self) -> list:
-        return [a for a in self.answers if a[2] != 200]
-
-    def switch_seconds(self, since: float, revision: int) -> float:
-        """How long after ``since`` the last request that still got another revision started (0: none did)."""
-        stale = [a[0] for a in self.answers if a[0] >= since and a[3] != revision]
-        return max(stale) - since if stale else 0.0
 
 
 def admin_key(service: ServiceProcess) -> str:
