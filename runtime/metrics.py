@@ -38,7 +38,7 @@ FUNCTION_TIMEOUTS = Counter("ef_function_timeouts_total", "Requests answered 504
 FUNCTION_REJECTIONS = Counter("ef_function_concurrency_rejections_total", "Requests refused with 429 because the "
                               "function had its concurrency limit in flight", ["function", "version"])
 CANARY_ROLLBACKS = Counter("ef_function_canary_rollbacks_total", "Canaries rolled back automatically for their "
-                           "error rate", ["function"])
+                           "error rate, per function module", ["module"])
 CACHE_REQUESTS = Counter("ef_cache_requests_total", "Speech requests answered from the cache (hit) or not (miss)",
                          ["result"])
 

@@ -116,6 +116,8 @@ class _Stats:
         self.statuses: dict[int, object] = {}
         self.seconds = metrics.REQUEST_SECONDS.labels(name, self.version)
         self.cold = True
+        for series in (metrics.FUNCTION_TIMEOUTS, metrics.FUNCTION_REJECTIONS):  # at zero, for dashboards
+            series.labels(name, self.version)
 
     def count(self, status: int, began: float) -> None:
         counter = self.statuses.get(status)
@@ -280,6 +282,7 @@ class Registry:
             self._versions[(module, version.number)] = version
         moved = before is None or before.stable.routes() != deployment.stable.routes()
         self._deployments[module] = deployment
+        metrics.CANARY_ROLLBACKS.labels(module)  # the series exists at zero before the first rollback
         for name in deployment.stable.specs:
             self._module_of[name] = module
         if before is not None:
