@@ -99,7 +99,7 @@ scrape_configs:
         def query(expr: str) -> list:
             try:
                 answer = httpx.get(api, params={"query": expr}, timeout=5).json()
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not up yet, or still starting ("Service Unavailable")
                 return []
             return answer.get("data", {}).get("result", [])
 
