@@ -75,3 +75,31 @@ def test_backup_of_postgres_with_pg_dump(postgres_server, tmp_path, monkeypatch)
     with pytest.raises(BackupError, match="pg_dump is not installed"):
         backup(postgres_server.url, tmp_path / "backups", keep=2)
     assert len(list_backups(tmp_path / "backups")) == 1
+
+
+def test_function_deploys_on_postgres_from_several_processes_at_once(postgres_server, tmp_path):
+    """Four CLI processes deploy at the same moment (each also records the shipped files first): the table
+    lock gives every deploy its own version number, and the pointer ends on one of them; rollback works."""
+    from runtime.app import FUNCTIONS_DIR
+    from tests.support import run_cli
+
+    holder = ServiceProcess(tmp_path / "data", env={"DATABASE_URL": postgres_server.url})
+    original = (FUNCTIONS_DIR / "voices.py").read_text()
+    files = []
+    for n in range(4):
+        path = tmp_path / f"voices_{n}.py"
+        path.write_text(original.replace('{"default": ', f'{{"revision": {n}, "default": '))
+        files.append(path)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda f: run_cli(holder, "deploy", "voices", "--from", str(f)), files))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    with postgres_server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT version, origin FROM function_versions WHERE module = 'voices' ORDER BY version")
+        assert cur.fetchall() == [(1, "shipped"), (2, "deploy"), (3, "deploy"), (4, "deploy"), (5, "deploy")]
+        cur.execute("SELECT COUNT(*) FROM function_pointers")
+        modules = cur.fetchone()[0]
+        cur.execute("SELECT active, generation FROM function_pointers WHERE module = 'voices'")
+        active, generation = cur.fetchone()
+    assert modules >= 30 and active in (2, 3, 4, 5) and generation == 5
+    back = run_cli(holder, "rollback", "voices", "--to", "1")
+    assert back.returncode == 0 and "serving v1" in back.stdout, back.stderr
