@@ -65,6 +65,7 @@ class Job(BaseModel):
     caller = CharField(max_length=200, null=True)  # runtime.callers: ip:<address> or key:<id>
     speaking_voice = CharField(max_length=200, null=True)  # the voice of the chain in use now
     chunk_keys = TextField(null=True)  # comma-separated sentence keys of a multi-sentence job (eviction spares them)
+    function = CharField(max_length=200, null=True)  # the function and version that asked: openai_speech@3
 
     class Meta:
         table_name = "jobs"

@@ -19,7 +19,11 @@ OPENAPI = admin_operation("Synthesis jobs", "admin", parameters=[
     {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000000}}],
     answer={"type": "object", "required": ["jobs"], "properties": {
         "jobs": {"type": "array", "items": {"allOf": [{"$ref": "#/components/schemas/Job"}, {
-            "type": "object", "properties": {"caller": {"type": "string", "nullable": True}}}]}}}}, statuses=(400,))
+            "type": "object", "properties": {
+                "caller": {"type": "string", "nullable": True},
+                "function": {"type": "string", "nullable": True,
+                             "description": "the function and version that asked (openai_speech@3)"}}}]}}}},
+    statuses=(400,))
 
 
 @function(route="/api/admin/jobs", methods=["GET"], auth="admin", openapi=OPENAPI)
@@ -36,4 +40,5 @@ async def admin_jobs(request, ctx):
         query = query.where(Job.caller == params["caller"])
     limit, offset = query_int(params, "limit", 50, 1, 500), query_int(params, "offset", 0, 0, 1_000_000)
     rows = await run_in_threadpool(lambda: list(query.limit(limit).offset(offset)))
-    return json_response({"jobs": [{**job_view(row), "caller": row.caller} for row in rows]})
+    return json_response({"jobs": [{**job_view(row), "caller": row.caller, "function": row.function}
+                                    for row in rows]})

@@ -17,6 +17,7 @@ from loguru import logger
 from peewee import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from runtime import logging as runtime_logging
 from runtime import metrics
 from runtime.errors import ApiError, SynthesisFailed, Timeout, Unavailable
 from runtime.events import JobEvents
@@ -99,7 +100,7 @@ class SpeechService:
                 # At most one unfinished job per key (a partial unique index): creating it is the check.
                 job = Job.create(id=uuid.uuid4().hex, key=key, status=QUEUED, text=req.text, voice=req.voice.id,
                                  format=req.format, speed=req.speed, created_at=utcnow(), chunks_total=chunks,
-                                 caller=caller or None)
+                                 caller=caller or None, function=runtime_logging.function.get() or None)
             except IntegrityError:
                 continue  # another request created it a moment ago: share that one
             try:
@@ -138,7 +139,8 @@ class SpeechService:
         now = utcnow()
         return Job.create(id=uuid.uuid4().hex, key=key, status=SUCCEEDED, text=req.text, voice=req.voice.id,
                           format=req.format, speed=req.speed, audio_key=key, engine=req.voice.engine,
-                          from_cache=True, created_at=now, started_at=now, finished_at=now, chunks_total=0)
+                          from_cache=True, created_at=now, started_at=now, finished_at=now, chunks_total=0,
+                          function=runtime_logging.function.get() or None)
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """Wait up to ``timeout_s`` seconds for the job to finish; returns its latest state."""

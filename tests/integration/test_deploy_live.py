@@ -110,6 +110,13 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
                            ("function.deploy", "failure"), ("function.deploy", "success"),
                            ("function.promote", "success")]
 
+        # a job records the function and version that asked for it
+        speech = httpx.post(service.url + "/v1/audio/speech", json={"input": "Which version asked?"}, timeout=60)
+        assert speech.status_code == 200
+        key = admin_key(service)
+        jobs = httpx.get(service.url + "/api/admin/jobs", headers={"Authorization": f"Bearer {key}"}).json()["jobs"]
+        assert [j["function"] for j in jobs if j["id"] == speech.headers["x-job-id"]] == ["openai_speech@1"]
+
         # a restart serves the deployed version (loaded from the database)
         service.stop()
         service = ServiceProcess(tmp_path / "data", env=env, port=service.port).start().wait_ready(timeout=90)
