@@ -298,6 +298,10 @@ class Registry:
         """Keep ``version`` loaded (rollback to it, or a pinned call, needs no loading)."""
         self._versions[(version.module, version.number)] = version
 
+    def drop(self, module: str, number: int) -> None:
+        """Forget a loaded version (it serves until the module's deployment changes)."""
+        self._versions.pop((module, number), None)
+
     def deployment(self, module: str) -> Deployment | None:
         return self._deployments.get(module)
 

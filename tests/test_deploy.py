@@ -280,14 +280,26 @@ def test_a_deploy_and_a_rollback_survive_a_restart_and_shipped_upgrades_follow_t
         assert c.get("/greet").json()["v"] == "shipped-3"  # the rollback survived the restart
 
 
-def test_a_stored_version_that_no_longer_loads_leaves_the_shipped_one_serving(tmp_path):
+def test_after_a_shipped_upgrade_a_rollback_serves_the_code_version_one_really_was(tmp_path):
     h = Harness(tmp_path, {"greet.py": greet(1)})
-    h.deploy("greet", greet(2, "\nimport helper_module_of_the_moment\n").replace(
-        "import helper_module_of_the_moment", "") + "\nimport json\n")
-    store.version("greet", 2).__class__.update(source="import gone_in_this_release\n" + greet(2)).where(
-        store.FunctionVersion.version == 2).execute()
+    (h.dir / "greet.py").write_text(greet("'upgraded'"))
+    with h.start().client() as c:
+        assert c.get("/greet").json()["v"] == "upgraded"
+        h.deployments.rollback("greet", "test", "127.0.0.1")
+        assert c.get("/greet").json()["v"] == 1
+        assert c.get("/greet", headers={"X-Function-Version": "2"}).json()["v"] == "upgraded"
+
+
+def test_a_stored_version_that_no_longer_loads_leaves_the_shipped_one_serving(tmp_path):
+    """A deployed version that imports something a later release dropped: the process still starts, serves
+    the shipped version and says why."""
+    h = Harness(tmp_path, {"greet.py": greet(1)})
+    h.deploy("greet", greet(2))
+    store.FunctionVersion.update(source="import gone_in_this_release\n" + greet(2)).where(
+        (store.FunctionVersion.module == "greet") & (store.FunctionVersion.version == 2)).execute()
     with h.start().client() as c:
         assert c.get("/greet").json()["v"] == 1
+        assert h.pointer("greet").active == 2  # the pointer is the operator's to move
 
 
 def test_the_micro_cache_forgets_a_function_on_every_switch(tmp_path):

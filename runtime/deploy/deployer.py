@@ -38,14 +38,12 @@ from runtime.security import audit
 SYSTEM = "system:canary"
 
 
-def _error_text(exc: BaseException) -> str:
-    """The last lines of a load error (where in the new source it failed, and why)."""
+def _error_text(exc: BaseException, path: Path | None = None) -> str:
+    """A load error as one line: its type, message and, when it happened in the new source, the line."""
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "ef-functions" in f.filename
-              or "/functions/" in f.filename]
-    where = f" (line {frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if path is not None and f.filename == str(path)]
+    return f"{type(exc).__name__}: {exc}" + (f" (line {lines[-1]})" if lines else "")
 
 
 class Deployments:
@@ -69,6 +67,11 @@ class Deployments:
         with store.locked():
             for module in self.shipped.values():
                 self._record_shipped(module)
+        for module in self.shipped.values():
+            # the registry was built from the files as version 1: keep that only where v1 is this source
+            first = store.version(module.name, 1)
+            if first is None or first.sha256 != module.sha256:
+                self.registry.drop(module.name, 1)
         self.sync(starting=True)
 
     def _record_shipped(self, module: LoadedModule) -> None:
@@ -129,12 +132,12 @@ class Deployments:
             if canary is not None:
                 self.registry.check(canary, canary=True, against=stable)
             deployment = Deployment(stable, canary, pointer.canary_pct if canary else 0, pointer.generation)
-            before = current.stable.number if current else None
             self.registry.activate(deployment)
             self.registry.forget(pointer.module)
             self._failed.pop(pointer.module, None)
-            if before is not None and (before != stable.number or (current.canary is None) != (canary is None)
-                                       or (canary and current.canary is not canary)):
+            serving = (stable.number, canary.number if canary else None, deployment.pct)
+            if current is not None and serving != (current.stable.number, current.canary.number if current.canary
+                                                   else None, current.pct):
                 logger.info("{} now serves v{}{}", pointer.module, stable.number,
                             f", canary v{canary.number} at {deployment.pct}%" if canary else "")
             return deployment
@@ -192,13 +195,13 @@ class Deployments:
     def _candidate(self, module: str, source: str, overrides: dict, canary: bool) -> Version:
         if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
             raise DeployRefused("options must map option names to values", "bad_options")
+        path = store.materialise(self.directory, module, source)
         try:
-            path = store.materialise(self.directory, module, source)
             code = load_module(path, module, unique=True)
         except FunctionDefinitionError as exc:
             raise DeployRefused(str(exc), "invalid_function") from None
         except (Exception, SystemExit) as exc:  # any error of the new code refuses it
-            raise DeployRefused(f"the new source does not load: {_error_text(exc)}", "load_failed") from None
+            raise DeployRefused(f"the new source does not load: {_error_text(exc, path)}", "load_failed") from None
         try:
             return self._checked(self.registry.build(code, 0, overrides), canary)
         except DeployRefused:
@@ -244,7 +247,7 @@ class Deployments:
                     raise DeployRefused(f"{name}'s self-test did not finish within "
                                              f"{self.settings.self_test_timeout_s:g}s", "self_test_failed") from None
                 except Exception as exc:
-                    raise DeployRefused(f"{name}'s self-test failed: {_error_text(exc)}",
+                    raise DeployRefused(f"{name}'s self-test failed: {_error_text(exc, version.loaded.path)}",
                                              "self_test_failed") from None
 
     def _direct(self, version: Version, name: str):
