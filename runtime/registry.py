@@ -14,7 +14,6 @@ import hashlib
 import importlib.util
 import inspect
 import itertools
-import json
 import sys
 import time
 from collections import deque
@@ -466,6 +465,3 @@ class Registry:
         self._endpoints[name] = endpoint
         return endpoint
 
-
-def overrides_json(overrides: Mapping[str, object]) -> str:
-    return json.dumps(dict(overrides), sort_keys=True, default=str)
