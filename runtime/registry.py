@@ -65,7 +65,9 @@ def load_module(path: Path, name: str, unique: bool = False) -> LoadedModule:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        # Compiled from the bytes just hashed, not through the loader: a __pycache__ file with the same
+        # mtime (to the second) and size as a rewritten source would run the old code under the new hash.
+        exec(compile(source, str(path), "exec"), module.__dict__)
     except FunctionDefinitionError as exc:
         del sys.modules[module_name]
         raise FunctionDefinitionError(f"{path}: {exc}") from None

@@ -167,3 +167,18 @@ def test_unexpected_errors_become_json_500_without_traceback(tmp_path):
         assert resp.json()["error"]["code"] == "internal_error"
         assert "trace-me" in resp.json()["error"]["message"] and "Traceback" not in resp.text
         assert c.get("/boom/notanint").status_code == 404  # the int convertor does not match
+
+
+def test_a_rewritten_file_runs_its_new_code_even_within_the_same_second(tmp_path):
+    """Same size, same mtime second: a __pycache__ entry would pass for the new source; the registry runs
+    the bytes it hashed."""
+    import os
+
+    write(tmp_path, "a.py", "/a", "aaaa")
+    first = discover(tmp_path)[0]
+    stamp = (tmp_path / "a.py").stat().st_mtime_ns
+    write(tmp_path, "a.py", "/a", "bbbb")
+    os.utime(tmp_path / "a.py", ns=(stamp, stamp))
+    second = discover(tmp_path)[0]
+    assert first.sha256 != second.sha256
+    assert [s.name for s in second.specs] == ["bbbb"]
