@@ -169,10 +169,13 @@ def test_unexpected_errors_become_json_500_without_traceback(tmp_path):
         assert c.get("/boom/notanint").status_code == 404  # the int convertor does not match
 
 
-def test_a_rewritten_file_runs_its_new_code_even_within_the_same_second(tmp_path):
+def test_a_rewritten_file_runs_its_new_code_even_within_the_same_second(tmp_path, monkeypatch):
     """Same size, same mtime second: a __pycache__ entry would pass for the new source; the registry runs
     the bytes it hashed."""
     import os
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as on a machine without PYTHONDONTWRITEBYTECODE
 
     write(tmp_path, "a.py", "/a", "aaaa")
     first = discover(tmp_path)[0]
