@@ -152,6 +152,11 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         ctx.services = services
         deployments.start_up()  # the versions the database says serve, before the first request
         sync = FunctionSync(deployments, settings.function_sync_s).start()
+        wyoming = None
+        if settings.wyoming_listen is not None:
+            from runtime.wyoming.server import WyomingServer
+
+            wyoming = await WyomingServer(settings, services).start()
         scheduler = None
         if settings.embedded:
             from scheduler.runner import Scheduler
@@ -166,6 +171,8 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         try:
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.stop()
             sync.stop()
             if scheduler is not None:
                 scheduler.stop()  # releases the lease

@@ -39,6 +39,8 @@ FUNCTION_REJECTIONS = Counter("ef_function_concurrency_rejections_total", "Reque
                               "function had its concurrency limit in flight", ["function", "version"])
 CANARY_ROLLBACKS = Counter("ef_function_canary_rollbacks_total", "Canaries rolled back automatically for their "
                            "error rate, per function module", ["module"])
+WYOMING_REQUESTS = Counter("ef_wyoming_syntheses_total", "Wyoming synthesize answers (a streamed text counts each "
+                           "sentence) by outcome", ["outcome"])
 CACHE_REQUESTS = Counter("ef_cache_requests_total", "Speech requests answered from the cache (hit) or not (miss)",
                          ["result"])
 

@@ -65,6 +65,20 @@ def _bool(name: str) -> Callable[[str], bool]:
     return parse
 
 
+def wyoming_address(uri: str) -> tuple[str, int] | None:
+    """``tcp://host:port`` → (host, port); None when it is not one (IPv6 hosts in brackets)."""
+    from urllib.parse import urlparse
+
+    try:
+        parsed = urlparse(uri)
+        port = parsed.port
+    except ValueError:
+        return None
+    if parsed.scheme != "tcp" or not parsed.hostname or port is None or parsed.path not in ("", "/"):
+        return None
+    return parsed.hostname, port
+
+
 def _list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -179,6 +193,16 @@ class Settings:
     canary_min_requests: int = 5  # … once it has answered at least this many …
     canary_max_error_rate: float = 0.2  # … and rolled back when its share of 5xx/timeouts passes this
     self_test_timeout_s: float = 30.0  # a deployed version's self-test must pass within this long
+    # Wyoming (runtime/wyoming): Home Assistant's local voice protocol, on its own TCP port
+    wyoming_uri: str = ""  # tcp://host:port; empty: tcp://HOST:10200 (exposed when HOST is); "off": none
+    wyoming_allowed_cidrs: tuple[str, ...] = ("127.0.0.0/8", "::1/128", "192.168.1.0/24")  # Wyoming clients
+
+    @property
+    def wyoming_listen(self) -> tuple[str, int] | None:
+        """Where the Wyoming server listens, or None when it is off."""
+        if self.wyoming_uri == "off":
+            return None
+        return wyoming_address(self.wyoming_uri) if self.wyoming_uri else (self.host, 10200)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -225,11 +249,14 @@ class Settings:
                 raise SettingsError(f"LOG_RETENTION must be a duration such as 14 days, got {self.log_retention!r}")
         if self.auth_mode not in AUTH_MODES:
             raise SettingsError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, got {self.auth_mode!r}")
-        for attr, var in (("admin_allowed_cidrs", "ADMIN_ALLOWED_CIDRS"), ("trusted_proxies", "TRUSTED_PROXIES")):
+        for attr, var in (("admin_allowed_cidrs", "ADMIN_ALLOWED_CIDRS"), ("trusted_proxies", "TRUSTED_PROXIES"),
+                          ("wyoming_allowed_cidrs", "WYOMING_ALLOWED_CIDRS")):
             try:
                 parse_networks(getattr(self, attr), var)
             except ValueError as exc:
                 raise SettingsError(str(exc)) from None
+        if self.wyoming_uri not in ("", "off") and wyoming_address(self.wyoming_uri) is None:
+            raise SettingsError(f"WYOMING_URI must be tcp://host:port (or off), got {self.wyoming_uri!r}")
         for origin in self.cors_origins:
             if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
                 raise SettingsError(f"CORS_ORIGINS must list origins such as https://ha.example.lan (no '*', no "
@@ -456,6 +483,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "canary_min_requests": ("CANARY_MIN_REQUESTS", _int("CANARY_MIN_REQUESTS", 1, 100_000)),
     "canary_max_error_rate": ("CANARY_MAX_ERROR_RATE", _float("CANARY_MAX_ERROR_RATE", 0, 1)),
     "self_test_timeout_s": ("SELF_TEST_TIMEOUT_S", _float("SELF_TEST_TIMEOUT_S", 0.1, 3600)),
+    "wyoming_uri": ("WYOMING_URI", str),
+    "wyoming_allowed_cidrs": ("WYOMING_ALLOWED_CIDRS", _list),
 }
 
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(var for var, _ in _ENVIRONMENT.values())

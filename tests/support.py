@@ -57,7 +57,9 @@ class ServiceProcess:
         # DATABASE_URL or REDIS_URL must not point a test at a real database): only what the test sets.
         # Nor from a .env file or /run/secrets on the machine: those are the test's own, under its data dir.
         inherited = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
+        self.wyoming_port = free_port()
         self.env = {**inherited, "DATA_DIR": str(self.data_dir), "PORT": str(self.port), "HOST": "127.0.0.1",
+                    "WYOMING_URI": f"tcp://127.0.0.1:{self.wyoming_port}",
                     "LOG_JSON": "false", "PYTHONUNBUFFERED": "1", "ENV_FILE": str(self.data_dir / ".env"),
                     "SECRETS_DIR": str(self.data_dir / "secrets"), **(env or {})}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-{command}-{self.port}-{uuid.uuid4().hex[:6]}.log"

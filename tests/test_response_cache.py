@@ -12,7 +12,7 @@ from runtime.settings import Settings
 
 
 def test_immutable_audio_is_answered_from_the_edge_and_forgotten_on_eviction(tmp_path):
-    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us")
+    settings = Settings(data_dir=tmp_path, engines=("espeak",), default_voice="espeak:en-us", wyoming_uri="off")
     app = create_app(settings)
     with TestClient(app) as c:
         services = app.ctx.services

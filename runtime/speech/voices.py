@@ -6,6 +6,19 @@ from runtime.errors import InvalidInput
 from runtime.settings import Settings
 from runtime.speech.engines import Engine, Voice
 
+ENGINE_NAMES = {"piper": "Piper", "espeak": "eSpeak NG", "coqui": "Coqui TTS", "external": "external engine"}
+
+
+def display_name(voice: Voice) -> str:
+    """A name people read: ``Joe (English, US)`` for Piper's ``en_US-joe-medium``, the language for an eSpeak
+    NG voice (``Afrikaans``), else the engine's description or name."""
+    if voice.engine == "piper" and voice.name.count("-") >= 2:
+        speaker = voice.name.split("-")[1].replace("_", " ").title()
+        language = (voice.description or voice.language).split(" (")[0].split(",")[0]
+        region = voice.language.split("-")[1] if "-" in voice.language else ""
+        return f"{speaker} ({language}{', ' + region if region else ''})"
+    return voice.description or voice.name
+
 
 class VoiceCatalog:
     def __init__(self, engines: dict[str, Engine], settings: Settings) -> None:

@@ -1,0 +1,1 @@
+"""The Wyoming protocol server (Home Assistant): ``runtime.wyoming.server``."""
