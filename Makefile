@@ -69,6 +69,8 @@ bench: system-bench $(VENV)/.installed-dev $(VENV)/.installed-coqui
 	$(BIN)/python -m bench.throughput --redis
 	$(BIN)/python -m bench.worker_memory
 	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.deploy
+	$(BIN)/python -m bench.wyoming
 
 clean:
 	rm -rf $(VENV) .pytest_cache
