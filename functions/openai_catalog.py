@@ -1,10 +1,13 @@
 """OpenAI-style catalogue: ``GET /v1/models`` (the accepted ``model`` values) and ``GET /v1/audio/voices``
-(a de-facto extension other local servers offer: voice ids, the OpenAI name mapping, the default)."""
+(a de-facto extension other local servers offer, in its current shape ``{"voices": [{"id", "name", …}]}``,
+which Home Assistant's OpenAI TTS integration reads for its voice picker; plus the default voice and the
+OpenAI name mapping)."""
 
 from runtime.functions import function
 from runtime.http import json_response
 from runtime.openapi import json_content
 from runtime.speech.request import OPENAI_MODELS
+from runtime.speech.voices import ENGINE_NAMES, display_name
 
 MODELS = {
     "summary": "The accepted model values (OpenAI's TTS models and the engine names)",
@@ -22,7 +25,11 @@ VOICES = {
     "tags": ["OpenAI"],
     "responses": {"200": json_content({
         "type": "object", "required": ["default", "voices", "aliases"],
-        "properties": {"default": {"type": "string"}, "voices": {"type": "array", "items": {"type": "string"}},
+        "properties": {"default": {"type": "string"}, "voices": {"type": "array", "items": {
+            "type": "object", "required": ["id", "name"], "properties": {
+                "id": {"type": "string", "example": "piper:en_US-joe-medium"},
+                "name": {"type": "string", "example": "Joe (English, US) — Piper"},
+                "language": {"type": "string"}, "engine": {"type": "string"}}}},
                        "aliases": {"type": "object", "additionalProperties": {"type": "string"}}}},
         "The voice catalogue")},
 }
@@ -39,5 +46,6 @@ async def openai_models(request, ctx):
 async def openai_voices(request, ctx):
     catalog = ctx.catalog
     aliases = {alias: catalog.resolve(alias).id for alias in sorted(catalog.aliases)}
-    return json_response({"default": catalog.default.id, "voices": [v.id for v in catalog.all()],
-                          "aliases": aliases})
+    voices = [{"id": v.id, "name": f"{display_name(v)} — {ENGINE_NAMES.get(v.engine, v.engine)}",
+               "language": v.language, "engine": v.engine} for v in catalog.all()]
+    return json_response({"default": catalog.default.id, "voices": voices, "aliases": aliases})

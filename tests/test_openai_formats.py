@@ -106,6 +106,9 @@ def test_models_and_voices_catalogue(openai_client, service):
     assert ids[:3] == ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"] and {"piper", "espeak"} <= set(ids)
     voices = httpx.get(service.url + "/v1/audio/voices").json()
     assert voices["default"] == "piper:en_US-joe-medium"
-    assert "espeak:en-us" in voices["voices"]
+    # the current de-facto shape, as Home Assistant's OpenAI TTS integration (sfortis/openai_tts) reads it
+    by_id = {v["id"]: v for v in voices["voices"]}
+    assert by_id["piper:en_US-joe-medium"]["name"] == "Joe (English, US) — Piper"
+    assert by_id["espeak:en-us"]["language"] == "en-us" and by_id["espeak:en-us"]["name"].endswith("— eSpeak NG")
     assert voices["aliases"]["alloy"] == voices["aliases"]["verse"] == "piper:en_US-joe-medium"
     assert len(voices["aliases"]) == 11
