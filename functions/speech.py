@@ -3,7 +3,9 @@ stream_format).
 
 ``stream_format: "audio"`` (the default) sends the audio bytes as they are produced: a text of several
 sentences starts playing after its first sentence is synthesised (chunked transfer); a cache hit or a
-one-sentence text comes as a whole file (ETag, Content-Length). ``"sse"`` sends server-sent events:
+one-sentence text comes as a whole file (ETag, Content-Length). WAV and FLAC stream only when the request
+names a ``stream_format``: otherwise they come whole, with lengths strict readers accept (a streamed WAV
+carries OpenAI's 0xFFFFFFFF sizes, a streamed FLAC no total length). ``"sse"`` sends server-sent events:
 ``speech.audio.delta`` with base64 audio, then ``speech.audio.done``. Unknown optional fields are ignored,
 as OpenAI clients send them. Headers: ``X-TTS-Engine`` (who spoke), ``X-TTS-Fallback``, ``X-Cache``
 (hit|miss), ``X-Job-ID``.
@@ -18,6 +20,8 @@ from runtime.speech.request import from_openai, stream_format
 from runtime.speech.responses import audio_response
 from runtime.speech.service import Rendered
 from runtime.speech.streaming import live_response, open_stream, sse_file_response
+
+WHOLE_UNLESS_ASKED = ("wav", "flac")  # streamed only when the request names a stream_format
 
 
 def _openapi(settings) -> dict:
@@ -56,6 +60,10 @@ async def openai_speech(request, ctx):
     body = await read_json(request)
     req = from_openai(body, ctx.catalog, ctx.settings.max_text_chars)
     sse = stream_format(body) == "sse"
+    if req.format in WHOLE_UNLESS_ASKED and body.get("stream_format") is None:
+        # One whole file with true lengths (a streamed WAV cannot know them: strict readers see 27 hours)
+        audio = await ctx.speech.render(req, ctx.settings.request_timeout_s, caller_of(request))
+        return audio_response(request, ctx.audio, audio)
     audio = await open_stream(ctx.speech, req, ctx.settings.request_timeout_s, caller_of(request))
     if not isinstance(audio, Rendered):
         return live_response(audio, req, sse)

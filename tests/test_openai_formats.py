@@ -112,3 +112,34 @@ def test_models_and_voices_catalogue(openai_client, service):
     assert by_id["espeak:en-us"]["language"] == "en-us" and by_id["espeak:en-us"]["name"].endswith("— eSpeak NG")
     assert voices["aliases"]["alloy"] == voices["aliases"]["verse"] == "piper:en_US-joe-medium"
     assert len(voices["aliases"]) == 11
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac"])
+def test_long_wav_and_flac_come_whole_with_true_lengths_unless_streaming_is_asked(service, fmt):
+    """A strict reader's duration of the answer equals the decoded audio's (a streamed WAV's 0xFFFFFFFF sizes
+    read as 27 hours); the whole answer and a later cache hit are the same file."""
+    import io
+
+    import soundfile
+
+    tag = uuid.uuid4().hex[:6]
+    text = f"The first sentence of {tag} is here. A second one follows it. The third one ends the text."
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        whole = c.post("/v1/audio/speech", json={"input": text, "response_format": fmt})
+        assert whole.status_code == 200 and int(whole.headers["content-length"]) == len(whole.content)
+        info = soundfile.info(io.BytesIO(whole.content))
+        samples, rate = soundfile.read(io.BytesIO(whole.content), dtype="int16")
+        assert info.samplerate == rate == 22050 and info.channels == 1
+        assert abs(info.duration - len(samples) / rate) <= 0.02 * info.duration
+        assert_speech(DecodedAudio(rate, 1, samples), text, sample_rate=22050)
+        hit = c.post("/v1/audio/speech", json={"input": text, "response_format": fmt})
+        assert hit.headers["x-cache"] == "hit" and hit.content == whole.content
+
+        other = text.replace(tag, uuid.uuid4().hex[:6])
+        with c.stream("POST", "/v1/audio/speech", json={"input": other, "response_format": fmt,
+                                                        "stream_format": "audio"}) as streamed:
+            body = streamed.read()
+            assert "content-length" not in streamed.headers  # sent as it was produced
+        if fmt == "wav":
+            assert body[4:8] == b"\xff\xff\xff\xff" and body[40:44] == b"\xff\xff\xff\xff"  # OpenAI's convention
+        assert_speech(decode(fmt, body), other, sample_rate=22050)

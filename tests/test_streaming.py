@@ -52,8 +52,10 @@ def unique_sentence() -> str:
 @pytest.mark.parametrize("fmt", list(EXPECTED))
 def test_official_client_streams_every_format(openai_client, client, fmt):
     text = f"{SHARED} {unique_sentence()}"
+    # WAV and FLAC stream only when asked (otherwise whole, with true lengths: test_openai_formats)
+    asked = {"stream_format": "audio"} if fmt in ("wav", "flac") else {}
     with openai_client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=text, response_format=fmt) as resp:
+            model="tts-1", voice="alloy", input=text, response_format=fmt, **asked) as resp:
         assert resp.headers["content-type"] == EXPECTED[fmt][0]
         assert resp.headers["transfer-encoding"] == "chunked" and "content-length" not in resp.headers
         assert resp.headers["x-cache"] == "miss" and resp.headers["x-tts-engine"] == "piper"
