@@ -143,3 +143,25 @@ def test_long_wav_and_flac_come_whole_with_true_lengths_unless_streaming_is_aske
         if fmt == "wav":
             assert body[4:8] == b"\xff\xff\xff\xff" and body[40:44] == b"\xff\xff\xff\xff"  # OpenAI's convention
         assert_speech(decode(fmt, body), other, sample_rate=22050)
+
+
+NOTHING_TO_SAY = [".", "\U0001f642 !!! \u2026", "--- *** ---", "\U0001e9ff"]
+
+
+@pytest.mark.parametrize("text", NOTHING_TO_SAY)
+def test_text_with_nothing_to_speak_is_a_short_silence_on_every_route(service, text):
+    """Clients probe servers with texts such as "." and expect audio: a short valid silence in the format
+    asked for, on the OpenAI, MaryTTS and job routes; an empty text stays 400 empty_text."""
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        for fmt in EXPECTED:
+            resp = c.post("/v1/audio/speech", json={"input": text, "response_format": fmt})
+            assert resp.status_code == 200 and resp.headers["content-type"] == EXPECTED[fmt][0], resp.text
+            audio = decode(fmt, resp.content)
+            assert 0.05 < audio.seconds < 0.5 and audio.rms < 50, (fmt, audio.seconds, audio.rms)
+        mary = c.get("/process", params={"INPUT_TEXT": text, "INPUT_TYPE": "TEXT", "OUTPUT_TYPE": "AUDIO",
+                                         "AUDIO": "WAVE_FILE", "LOCALE": "en_US"})
+        assert mary.status_code == 200 and 0.05 < decode_wav(mary.content).seconds < 0.5
+        job = c.post("/api/synthesize?wait=30", json={"text": text, "format": "wav"}).json()
+        assert job["status"] == "succeeded", job
+        assert 0.05 < decode_wav(c.get(job["audio_url"]).content).seconds < 0.5
+        assert c.post("/v1/audio/speech", json={"input": " "}).json()["error"]["code"] == "empty_text"

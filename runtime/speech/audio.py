@@ -48,6 +48,10 @@ class Pcm:
         return int(np.abs(np.frombuffer(self.samples, dtype="<i2").astype(np.int32)).max())
 
     @staticmethod
+    def silence(seconds: float, rate: int) -> Pcm:
+        return Pcm(b"\x00\x00" * int(seconds * rate), rate)
+
+    @staticmethod
     def concat(parts: list[Pcm | float]) -> Pcm:
         """Audio chunks and pauses (floats, in seconds) in order; pauses become silence at the chunks' rate."""
         audio = [p for p in parts if isinstance(p, Pcm)]

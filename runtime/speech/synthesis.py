@@ -32,6 +32,7 @@ from storage.models import FAILED, QUEUED, RUNNING, SUCCEEDED, CacheEntry, Job, 
 STORAGE_ERRORS = (DatabaseError, InterfaceError, OSError)  # the database or the disk, not the engine
 NO_SPACE = "insufficient_storage"  # the prefix of the error of a job that found the cache volume full
 LOOK_AHEAD_CHUNKS = 4  # how far a job looks for its next sentence to queue ahead
+SILENCE_S, SILENCE_RATE = 0.1, 22050  # the answer to a text with nothing to speak
 PROGRESS_EVERY_S = 0.5  # a job's progress row is written at most this often (and when it ends)
 
 
@@ -179,6 +180,8 @@ class Synthesizer:
         Returns the audio and whether it was synthesised in one piece (its progress is written on success)."""
         items = plan(job.text, voice.language)
         total = chunk_count(items)
+        if total == 0:  # nothing to speak (".", emoji, SSML of breaks only): a short silence
+            return Pcm.silence(SILENCE_S, SILENCE_RATE), True
         if total == 1 and not is_ssml(job.text):
             return engine.synthesize(job.text, voice.name, job.speed), True
         model = engine.identity()

@@ -42,7 +42,7 @@ from runtime.speech.chunks import split_text
 from runtime.speech.request import SpeechRequest
 from runtime.speech.service import Rendered
 from runtime.speech.streaming import open_stream
-from runtime.speech.text import normalise, speakable
+from runtime.speech.text import normalise
 from runtime.speech.voices import ENGINE_NAMES, display_name
 
 SAMPLES_PER_CHUNK = 1024
@@ -223,8 +223,6 @@ class WyomingServer:
             raise InvalidInput(f"the text has {len(text)} characters; the limit is {self.settings.max_text_chars}",
                                code="text_too_long")
         chosen = self.resolve(voice)
-        if not speakable(text):  # only punctuation or symbols: a short silence, as clients probe with "."
-            return 22050, _silence(0.1 * 22050)
         req = SpeechRequest(text=text, voice=chosen, format="wav", speed=1.0)
         service = self.services.speech
         got = await open_stream(service, req, self.settings.request_timeout_s, f"ip:{client}")
