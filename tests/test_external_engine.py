@@ -137,7 +137,8 @@ def test_engine_failing_mid_text_falls_back_and_the_stream_goes_on(svc, client, 
     sentences = [f"Sentence {n} of a story that changes voices {uuid.uuid4().hex[:4]}." for n in
                  ("one", "two", "three", "four", "five", "six")]
     said = " ".join(sentences)
-    with client.stream("POST", "/v1/audio/speech", json={"input": said, "response_format": "wav"}) as resp:
+    body = {"input": said, "response_format": "wav", "stream_format": "audio"}
+    with client.stream("POST", "/v1/audio/speech", json=body) as resp:
         assert resp.status_code == 200, resp.read()
         assert resp.headers["x-tts-engine"] == "external"  # who spoke first
         streamed = decode_wav(resp.read())
@@ -164,7 +165,8 @@ def test_stream_follows_a_fallback_to_another_voice_of_the_same_engine(upstream,
         upstream.requests.clear()
         said = " ".join(f"Part {n} of a tale told by two voices {uuid.uuid4().hex[:4]}." for n in
                         ("one", "two", "three", "four", "five"))
-        with c.stream("POST", "/v1/audio/speech", json={"input": said, "response_format": "wav"}) as resp:
+        body = {"input": said, "response_format": "wav", "stream_format": "audio"}
+        with c.stream("POST", "/v1/audio/speech", json=body) as resp:
             assert resp.status_code == 200
             streamed = decode_wav(resp.read())
         assert_speech(streamed, said)

@@ -184,7 +184,7 @@ def test_sse_reports_a_failure_after_the_first_event_as_an_error_event():
 def test_stream_of_a_caller_and_of_a_second_caller_joining_the_same_job(client):
     """Two identical requests share one job (single-flight); both stream the whole audio."""
     text = f"{unique_sentence()} {SHARED} And that was the end of the night."
-    body = {"input": text, "voice": "alloy", "response_format": "wav"}
+    body = {"input": text, "voice": "alloy", "response_format": "wav", "stream_format": "audio"}
 
     def fetch() -> httpx.Response:
         with httpx.Client(base_url=str(client.base_url), timeout=120) as c:
