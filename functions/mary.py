@@ -7,14 +7,16 @@ posts the form without a Content-Type header, so a body with none is read as a f
 
 from urllib.parse import parse_qsl
 
-from starlette.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import PlainTextResponse, Response
 
 from runtime.callers import caller_of
 from runtime.errors import InvalidInput, UnsupportedMediaType
 from runtime.functions import function
 from runtime.openapi import audio_content, errors, text_content
-from runtime.speech.request import from_mary, mary_locale
-from runtime.speech.responses import audio_response
+from runtime.speech.audio import CONTENT_TYPES, decode_wav, encode
+from runtime.speech.request import from_mary, mary_locale, mary_output
+from runtime.speech.responses import audio_response, engine_headers
 
 VERSION = "Mary TTS server 5.2 (compatible; ef speech functions)"
 
@@ -40,11 +42,15 @@ def _openapi(settings) -> dict:
         "INPUT_TEXT": {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars},
         "INPUT_TYPE": {"type": "string", "enum": ["TEXT", "SSML"], "default": "TEXT"},
         "OUTPUT_TYPE": {"type": "string", "enum": ["AUDIO"], "default": "AUDIO"},
-        "AUDIO": {"type": "string", "enum": ["WAVE_FILE", "WAVE"], "default": "WAVE_FILE"},
+        "AUDIO": {"type": "string", "enum": ["WAVE_FILE", "WAVE", "AU_FILE", "AU", "AIFF_FILE", "AIFF"],
+                  "default": "WAVE_FILE"},
         "LOCALE": {"type": "string", "example": "en_US"},
         "VOICE": {"type": "string", "description": "a voice id; unknown MaryTTS voices fall back to LOCALE"},
         "effect_Rate_selected": {"type": "string", "example": "on"},
         "effect_Rate_parameters": {"type": "string", "example": "durScale:1.5;"},
+        "effect_Volume_selected": {"type": "string", "example": "on"},
+        "effect_Volume_parameters": {"type": "string", "example": "amount:2.0;",
+                                     "description": "gain, at most 10; speak2mary's other effects are ignored"},
     }
     return {
         "summary": "MaryTTS /process: speech as WAV from query parameters or a form",
@@ -53,15 +59,28 @@ def _openapi(settings) -> dict:
                        for name, schema in fields.items()],
         "requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {"schema": {
             "type": "object", "properties": fields}}}},
-        "responses": {"200": audio_content("The audio", ("wav",)), **errors(400, 415, 429, 502, 503, 504)},
+        "responses": {"200": audio_content("The audio (AUDIO: WAVE_FILE, AU_FILE, AIFF_FILE)", ("wav", "au", "aiff")),
+                      **errors(400, 415, 429, 502, 503, 504)},
     }
 
 
 @function(route="/process", methods=["GET", "POST"], timeout_s=3600, openapi=_openapi)
 async def mary_process(request, ctx):
-    req = from_mary(await _params(request), ctx.catalog, ctx.settings.max_text_chars)
+    params = await _params(request)
+    req = from_mary(params, ctx.catalog, ctx.settings.max_text_chars)
+    codec, volume = mary_output(params)
     audio = await ctx.speech.render(req, ctx.settings.request_timeout_s, caller_of(request))
-    return audio_response(request, ctx.audio, audio)
+    if codec == "wav" and volume == 1.0:
+        return audio_response(request, ctx.audio, audio)  # the cached file itself (ETag, Range)
+    data = await run_in_threadpool(_convert, ctx.speech.cache.path(audio.key, audio.format), codec, volume)
+    return Response(data, media_type=CONTENT_TYPES[codec],
+                    headers=engine_headers(audio.engine, audio.fallback, audio.cache_hit, audio.job_id))
+
+
+def _convert(path, codec: str, volume: float) -> bytes:
+    """The cached WAV as ``codec`` (AU, AIFF or WAV), ``volume`` times as loud."""
+    pcm = decode_wav(path.read_bytes())
+    return encode(pcm.louder(volume) if volume != 1.0 else pcm, codec)
 
 
 @function(route="/voices", methods=["GET"], openapi={

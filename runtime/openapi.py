@@ -11,7 +11,7 @@ import copy
 import re
 from importlib.metadata import PackageNotFoundError, version
 
-from runtime.speech.audio import CONTENT_TYPES
+from runtime.speech.audio import CONTENT_TYPES, FORMATS
 
 ERROR_DESCRIPTIONS = {
     400: "Bad input: the `code` says which (e.g. `invalid_json`, `empty_text`, `unknown_voice`, `invalid_ssml`)",
@@ -56,7 +56,7 @@ SCHEMAS: dict[str, dict] = {
             "status_url": {"type": "string"},
             "audio_url": {"type": "string", "nullable": True, "description": "set once the job has succeeded"},
             "voice": {"type": "string"},
-            "format": {"type": "string", "enum": list(CONTENT_TYPES)},
+            "format": {"type": "string", "enum": list(FORMATS)},
             "speed": {"type": "number"},
             "characters": {"type": "integer"},
             "engine": {"type": "string", "nullable": True, "description": "the engine speaking or that spoke"},
@@ -164,7 +164,7 @@ def json_content(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def audio_content(description: str, formats: tuple[str, ...] = tuple(CONTENT_TYPES)) -> dict:
+def audio_content(description: str, formats: tuple[str, ...] = FORMATS) -> dict:
     types = dict.fromkeys(CONTENT_TYPES[f] for f in formats)
     return {"description": description, "headers": AUDIO_HEADERS,
             "content": {ctype: {"schema": {"type": "string", "format": "binary"}} for ctype in types}}

@@ -72,7 +72,10 @@ def test_plain_text_catalogue(service):
 @pytest.mark.parametrize(("params", "code"), [
     ({"INPUT_TEXT": ""}, "empty_text"),
     ({"INPUT_TEXT": "Hi.", "OUTPUT_TYPE": "TEXT"}, "unsupported_output_type"),
-    ({"INPUT_TEXT": "Hi.", "AUDIO": "AU_FILE"}, "unknown_format"),
+    ({"INPUT_TEXT": "Hi.", "AUDIO": "MP3_FILE"}, "unknown_format"),
+    ({"INPUT_TEXT": "Hi.", "effect_Volume_selected": "on", "effect_Volume_parameters": "amount:50;"},
+     "invalid_effect"),
+    ({"INPUT_TEXT": "Hi.", "effect_Volume_selected": "on", "effect_Volume_parameters": "loud"}, "invalid_effect"),
     ({"INPUT_TEXT": "<maryxml>Hi</maryxml>", "INPUT_TYPE": "RAWMARYXML"}, "unsupported_input_type"),
     ({"INPUT_TEXT": "Plain words.", "INPUT_TYPE": "SSML"}, "invalid_ssml"),
     ({"INPUT_TEXT": "<speak>Hi <break></speak>", "INPUT_TYPE": "SSML"}, "invalid_ssml"),
@@ -89,3 +92,39 @@ def test_bad_mary_requests(service, params, code):
 def test_json_body_is_not_a_form(service):
     resp = httpx.post(service.url + "/process", json={"INPUT_TEXT": "Hi."})
     assert resp.status_code == 415
+
+
+@pytest.mark.parametrize("codec", ["WAVE_FILE", "AU_FILE", "AIFF_FILE"])
+def test_the_real_speak2mary_client_with_every_codec_and_its_effects(service, codec):
+    """Home Assistant's marytts platform calls speak2mary (the version it pins) exactly like this. Every codec
+    it offers is a file strict readers accept; Rate and Volume apply; its other effects are accepted."""
+    import io
+    import uuid
+
+    import numpy as np
+    import soundfile
+    from speak2mary import MaryTTS
+
+    port = int(service.url.rsplit(":", 1)[1])
+    mary = MaryTTS(host="127.0.0.1", port=port, codec=codec, locale="en_US", voice="cmu-slt-hsmm")
+    text = f"The garage door is open, take {uuid.uuid4().hex[:4]}."
+
+    def read(data: bytes):
+        info = soundfile.info(io.BytesIO(data))
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="int16")
+        assert info.format == {"WAVE_FILE": "WAV", "AU_FILE": "AU", "AIFF_FILE": "AIFF"}[codec]
+        assert rate == 22050 and info.channels == 1
+        assert abs(info.duration - len(samples) / rate) < 0.02 * info.duration  # the header tells the truth
+        return samples
+
+    plain = read(mary.speak(text))
+    from tests.support import DecodedAudio
+
+    assert_speech(DecodedAudio(22050, 1, plain), text, sample_rate=22050)
+    everything = {name: default for name, default in MaryTTS.supported_effects().items()
+                  if name not in ("Rate", "Volume")}
+    louder = read(mary.speak(text, {"Volume": "amount:2.0;", **everything}))
+    rms = float(np.sqrt(np.mean(plain.astype(np.float64) ** 2)))
+    assert len(louder) == len(plain) and 1.6 * rms < float(np.sqrt(np.mean(louder.astype(np.float64) ** 2)))
+    slower = read(mary.speak(text, {"Rate": "durScale:1.5;"}))
+    assert 1.3 < len(slower) / len(plain) < 1.7

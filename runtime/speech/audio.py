@@ -26,8 +26,14 @@ _ENCODINGS: dict[str, tuple[str, dict]] = {
     "wav": ("audio/wav", {}),  # written by the standard library
     "pcm": ("audio/pcm", {"format": "s16le", "parameters": ["-ar", "24000"]}),
 }
-CONTENT_TYPES = {fmt: ctype for fmt, (ctype, _) in _ENCODINGS.items()}
 FORMATS = tuple(_ENCODINGS)
+# MaryTTS's other codecs (Home Assistant's marytts platform offers them): converted from the cached WAV for
+# the answer, never cached themselves; 16-bit big-endian PCM as MaryTTS writes them
+_ENCODINGS.update({
+    "au": ("audio/basic", {"format": "au", "codec": "pcm_s16be"}),
+    "aiff": ("audio/aiff", {"format": "aiff", "codec": "pcm_s16be"}),
+})
+CONTENT_TYPES = {fmt: ctype for fmt, (ctype, _) in _ENCODINGS.items()}
 PCM_RATE = 24_000
 
 
@@ -46,6 +52,11 @@ class Pcm:
         if not self.samples:
             return 0
         return int(np.abs(np.frombuffer(self.samples, dtype="<i2").astype(np.int32)).max())
+
+    def louder(self, gain: float) -> Pcm:
+        """The samples times ``gain``, clipped to 16 bits."""
+        samples = np.frombuffer(self.samples, dtype="<i2").astype(np.float64) * gain
+        return Pcm(np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes(), self.sample_rate)
 
     @staticmethod
     def silence(seconds: float, rate: int) -> Pcm:
@@ -115,7 +126,7 @@ def _pydub():
 
 
 def encode(pcm: Pcm, fmt: str) -> bytes:
-    """Encode ``pcm`` as ``fmt`` (one of ``FORMATS``)."""
+    """Encode ``pcm`` as ``fmt`` (one of ``FORMATS``, or MaryTTS's ``au`` and ``aiff``)."""
     if fmt == "wav":
         buf = io.BytesIO()
         with wave.open(buf, "wb") as w:

@@ -145,10 +145,39 @@ def _mary_voice(voice: str | None, locale: str | None, catalog: VoiceCatalog) ->
     return catalog.default
 
 
+MARY_CODECS = {"WAVE_FILE": "wav", "WAVE": "wav", "AU_FILE": "au", "AU": "au", "AIFF_FILE": "aiff", "AIFF": "aiff"}
+MAX_VOLUME = 10.0
+
+
+def _effect(params: dict[str, str], name: str, field: str, default: str, code: str) -> float | None:
+    """A MaryTTS effect's number (``effect_Rate_parameters=durScale:1.5;``) when the effect is selected."""
+    if params.get(f"effect_{name}_selected", "").lower() != "on":
+        return None
+    raw = params.get(f"effect_{name}_parameters") or default
+    try:
+        value = float(raw.split(f"{field}:")[1].split(";")[0])
+    except (IndexError, ValueError):
+        raise InvalidInput(f"effect_{name}_parameters must look like {default!r}, got {raw!r}",
+                           code=code) from None
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInput(f"{field} must be a positive number", code=code)
+    return value
+
+
+def mary_output(params: dict[str, str]) -> tuple[str, float]:
+    """The codec asked for (``wav``, ``au``, ``aiff``) and the Volume effect's gain (1 without it)."""
+    volume = _effect(params, "Volume", "amount", "amount:2.0;", "invalid_effect") or 1.0
+    if volume > MAX_VOLUME:
+        raise InvalidInput(f"the Volume effect's amount is at most {MAX_VOLUME:g}", code="invalid_effect")
+    return MARY_CODECS.get(params.get("AUDIO", "WAVE_FILE"), "wav"), volume
+
+
 def from_mary(params: dict[str, str], catalog: VoiceCatalog, max_chars: int) -> SpeechRequest:
-    """MaryTTS's ``/process`` parameters (Home Assistant's ``marytts`` platform, OpenTTS clients).
-    Supported: INPUT_TYPE=TEXT, OUTPUT_TYPE=AUDIO, AUDIO=WAVE_FILE, LOCALE, VOICE, and the Rate effect
-    (``effect_Rate_selected=on``, ``effect_Rate_parameters=durScale:1.5;``); other effects are ignored."""
+    """MaryTTS's ``/process`` parameters (Home Assistant's ``marytts`` platform through ``speak2mary``,
+    OpenTTS clients). Supported: INPUT_TYPE=TEXT|SSML, OUTPUT_TYPE=AUDIO, AUDIO=WAVE_FILE|AU_FILE|AIFF_FILE
+    (``mary_output``), LOCALE, VOICE, and the effects Rate (``durScale``: speed) and Volume (``amount``: gain,
+    ``mary_output``); the other effects speak2mary offers are accepted and ignored. The request is for WAV,
+    which is what is cached; the codec and volume are applied to the answer."""
     input_type = params.get("INPUT_TYPE", "TEXT")  # MaryTTS's names are upper case, exactly
     if input_type not in ("TEXT", "SSML"):
         raise InvalidInput(f"INPUT_TYPE {input_type!r} is not supported here; use TEXT or SSML",
@@ -157,19 +186,11 @@ def from_mary(params: dict[str, str], catalog: VoiceCatalog, max_chars: int) -> 
         raise InvalidInput("INPUT_TYPE=SSML needs a <speak> document", code="invalid_ssml")
     if params.get("OUTPUT_TYPE", "AUDIO") != "AUDIO":
         raise InvalidInput("OUTPUT_TYPE must be AUDIO", code="unsupported_output_type")
-    if params.get("AUDIO", "WAVE_FILE") not in ("WAVE_FILE", "WAVE"):
-        raise InvalidInput("AUDIO must be WAVE_FILE", code="unknown_format")
-    speed = 1.0
-    if params.get("effect_Rate_selected", "").lower() == "on":
-        raw = params.get("effect_Rate_parameters", "durScale:1.5;")
-        try:
-            dur_scale = float(raw.split("durScale:")[1].split(";")[0])
-        except (IndexError, ValueError):
-            raise InvalidInput(f"effect_Rate_parameters must look like 'durScale:1.5;', got {raw!r}",
-                               code="invalid_speed") from None
-        if dur_scale <= 0:
-            raise InvalidInput("durScale must be positive", code="invalid_speed")
-        speed = _speed(1.0 / dur_scale)
+    if params.get("AUDIO", "WAVE_FILE") not in MARY_CODECS:
+        raise InvalidInput(f"AUDIO must be one of {', '.join(MARY_CODECS)}", code="unknown_format")
+    dur_scale = _effect(params, "Rate", "durScale", "durScale:1.5;", "invalid_speed")
+    speed = 1.0 if dur_scale is None else _speed(1.0 / dur_scale)
+    mary_output(params)  # a bad codec or volume is refused before any synthesis
     return SpeechRequest(
         text=_text(params.get("INPUT_TEXT"), "INPUT_TEXT", max_chars),
         voice=_mary_voice(params.get("VOICE"), params.get("LOCALE"), catalog),
