@@ -108,3 +108,61 @@ def test_cli_keys_and_admins(keyed):
     with keyed.db() as db:
         actions = {row[0] for row in db.execute("SELECT action FROM audit_log WHERE actor LIKE 'cli:%'")}
     assert {"key.create", "key.revoke", "admin.create", "admin.disable", "admin.enable", "admin.password"} <= actions
+
+
+def test_home_assistants_openai_tts_integration_works_unchanged(keyed):
+    """The requests sfortis/openai_tts sends, as its code sends them: the key probe (api_validation.py: a
+    single "." in mp3, only 401/403 mean a bad key), voice discovery (voice_discovery.py: GET
+    /v1/audio/voices, {"voices": [{"id", "name"}]}), and speech, whole through urllib and streamed (opus)
+    through aiohttp (openaitts_engine.py)."""
+    import asyncio
+    import json
+    from urllib.error import HTTPError
+    from urllib.request import Request, urlopen
+
+    import aiohttp
+
+    from tests.support import decode_with_ffmpeg
+
+    speech_url = keyed.url + "/v1/audio/speech"
+    probe = {"model": "tts-1", "input": ".", "voice": "alloy", "response_format": "mp3"}
+
+    def post(key: str, payload: dict) -> tuple[int, bytes, str]:
+        headers = {"Content-Type": "application/json", "User-Agent": "HomeAssistant-OpenAI-TTS",
+                   "Authorization": f"Bearer {key}"}
+        request = Request(speech_url, data=json.dumps(payload).encode("utf-8"), headers=headers, method="POST")
+        try:
+            with urlopen(request, timeout=30) as resp:
+                return resp.status, resp.read(), resp.headers["Content-Type"]
+        except HTTPError as exc:
+            return exc.code, exc.read(), exc.headers["Content-Type"]
+
+    assert post("sk-wrong", probe)[0] == 401
+    status, body, ctype = post(keyed.key, probe)
+    assert status == 200 and ctype == "audio/mpeg" and decode_with_ffmpeg(body).seconds < 0.5
+
+    listed = httpx.get(keyed.url + "/v1/audio/voices", headers={"Authorization": f"Bearer {keyed.key}"}).json()
+    pairs = [(v["id"], v["name"]) for v in listed["voices"]]
+    assert pairs and all(voice_id and name and name != voice_id for voice_id, name in pairs)
+    assert dict(pairs)["espeak:en-us"].endswith("— eSpeak NG")
+
+    text = f"The front door was unlocked a minute ago, take {uuid.uuid4().hex[:5]}."
+    status, body, ctype = post(keyed.key, {"model": "tts-1", "input": text, "voice": "alloy",
+                                           "response_format": "mp3", "speed": 1.0, "instructions": "Calm."})
+    assert status == 200 and ctype == "audio/mpeg"
+    assert_speech(decode_with_ffmpeg(body), text)
+
+    async def stream() -> tuple[str, bytes, int]:
+        payload = {"model": "tts-1", "input": f"{text} And the lights are off.", "voice": "alloy",
+                   "response_format": "opus", "speed": 1.0}
+        headers = {"Content-Type": "application/json", "User-Agent": "HomeAssistant-OpenAI-TTS",
+                   "Authorization": f"Bearer {keyed.key}"}
+        async with aiohttp.ClientSession() as session, session.post(
+                speech_url, json=payload, headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as response:
+            response.raise_for_status()
+            chunks = [chunk async for chunk in response.content.iter_chunked(4096)]
+            return response.headers["Content-Type"], b"".join(chunks), len(chunks)
+
+    ctype, audio, pieces = asyncio.run(stream())
+    assert ctype == "audio/ogg" and pieces >= 1
+    assert_speech(decode_with_ffmpeg(audio), f"{text} And the lights are off.", sample_rate=48000)
