@@ -165,3 +165,33 @@ def test_text_with_nothing_to_speak_is_a_short_silence_on_every_route(service, t
         assert job["status"] == "succeeded", job
         assert 0.05 < decode_wav(c.get(job["audio_url"]).content).seconds < 0.5
         assert c.post("/v1/audio/speech", json={"input": " "}).json()["error"]["code"] == "empty_text"
+
+
+STRICT = [("mp3", False), ("opus", False), ("flac", False), ("wav", False),
+          ("mp3", True), ("opus", True), ("wav", True)]  # (format, streamed); AAC: see the README
+
+
+@pytest.mark.parametrize(("fmt", "streamed"), STRICT)
+def test_a_strict_reader_finds_the_length_the_audio_has(service, fmt, streamed):
+    """The duration ffmpeg reads from the file (as ffprobe would) is within 2 % of the audio it decodes."""
+    import re
+    import subprocess
+    import tempfile
+
+    import imageio_ffmpeg
+
+    text = f"First sentence {uuid.uuid4().hex[:5]} is here. A second one follows it. The third ends it."
+    body = {"input": text, "response_format": fmt, **({"stream_format": "audio"} if streamed else {})}
+    answer = httpx.post(service.url + "/v1/audio/speech", json=body, timeout=120)
+    assert answer.status_code == 200
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    with tempfile.NamedTemporaryFile(suffix={"opus": ".ogg"}.get(fmt, f".{fmt}")) as file:
+        file.write(answer.content)
+        file.flush()
+        probed = subprocess.run([ffmpeg, "-hide_banner", "-i", file.name], capture_output=True, text=True).stderr
+        found = re.search(r"Duration: (\d+):(\d+):([\d.]+)", probed)
+        assert found, probed
+        declared = int(found[1]) * 3600 + int(found[2]) * 60 + float(found[3])
+        decoded = decode_with_ffmpeg(answer.content)
+    assert abs(declared - decoded.seconds) <= 0.02 * decoded.seconds, (declared, decoded.seconds)
+    assert_speech(decoded, text)
