@@ -213,3 +213,31 @@ def test_only_allowed_addresses_may_connect(narrowed):
     assert Error.is_type(refused.type) and Error.from_event(refused).code == "forbidden"
     assert Info.is_type(run(from_address("127.0.0.2")).type)
     assert "outside WYOMING_ALLOWED_CIDRS" in narrowed.log()
+
+
+def test_a_long_streamed_text_is_spoken_whole_and_in_order(service):
+    """Sentences of growing length in one chunk: each is answered once, in order (their audio grows too)."""
+    tag = uuid.uuid4().hex[:6]
+    words = "the quick brown fox jumps over a lazy dog near the quiet river bank at dawn"
+    sentences = [f"List {tag} item {n}, " + " ".join(words.split()[:count]) + "." for n, count in
+                 enumerate([2, 4, 6, 9, 12, 16], 1)]
+
+    async def go():
+        async with AsyncTcpClient("127.0.0.1", service.wyoming_port) as client:
+            began = time.monotonic()
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name=JOE)).event())
+            await client.write_event(SynthesizeChunk(text=" ".join(sentences)).event())
+            await client.write_event(SynthesizeStop().event())
+            answers = []
+            while True:
+                event = await asyncio.wait_for(client.read_event(), 60)
+                if SynthesizeStopped.is_type(event.type):
+                    return answers
+                answers.append(await read_answer(_Replay(client, event), began))
+
+    answers = run(go())
+    assert len(answers) == len(sentences) and all(isinstance(a, Answer) for a in answers), answers
+    for answer, sentence in zip(answers, sentences, strict=True):
+        assert_speech(answer.audio, sentence, sample_rate=22050)
+    seconds = [a.audio.seconds for a in answers]
+    assert seconds == sorted(seconds), seconds

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 
 from loguru import logger
@@ -46,6 +47,7 @@ from runtime.speech.text import normalise
 from runtime.speech.voices import ENGINE_NAMES, display_name
 
 SAMPLES_PER_CHUNK = 1024
+LOOK_AHEAD = 3  # streamed sentences prepared (jobs queued) ahead of the one being sent
 WIDTH, CHANNELS = 2, 1
 ATTRIBUTION = Attribution(name="ef speech functions", url="https://github.com/ef-speech/ef-speech-functions")
 
@@ -81,7 +83,7 @@ class Session(AsyncEventHandler):
         self.streaming = False
         self.voice: SynthesizeVoice | None = None
         self.text = ""  # streamed text not yet spoken (an incomplete sentence)
-        self.sentences: asyncio.Queue[asyncio.Task | None] | None = None
+        self.sentences: asyncio.Queue[str | None] | None = None
         self.sender: asyncio.Task | None = None
 
     async def handle_event(self, event: Event) -> bool:
@@ -96,7 +98,7 @@ class Session(AsyncEventHandler):
             await self._finish_stream()
             self.streaming, self.voice, self.text = True, start.voice, ""
             self.sentences = asyncio.Queue()
-            self.sender = asyncio.create_task(self._send_sentences(self.sentences))
+            self.sender = asyncio.create_task(self._send_sentences(self.sentences, start.voice))
         elif SynthesizeChunk.is_type(event.type):
             if self.streaming:
                 self.text += SynthesizeChunk.from_event(event).text
@@ -133,12 +135,27 @@ class Session(AsyncEventHandler):
             return "en"
 
     def _queue(self, sentence: str) -> None:
-        # Each sentence's audio is prepared at once (its job queued) and sent in order by the sender.
-        self.sentences.put_nowait(asyncio.create_task(self._prepare(sentence, self.voice)))
+        self.sentences.put_nowait(sentence)
 
-    async def _send_sentences(self, queue: asyncio.Queue) -> None:
-        while (task := await queue.get()) is not None:
-            await self._answer(task)
+    async def _send_sentences(self, queue: asyncio.Queue, voice: SynthesizeVoice | None) -> None:
+        """Speak the streamed sentences in order. The next ``LOOK_AHEAD`` sentences' audio is prepared (their
+        jobs queued) while one is sent; no more, so a client streaming a book does not flood the queue."""
+        pending: deque[asyncio.Task] = deque()
+        closed = False
+        try:
+            while True:
+                while not closed and len(pending) < LOOK_AHEAD and (not pending or not queue.empty()):
+                    sentence = await queue.get()
+                    if sentence is None:
+                        closed = True
+                    else:
+                        pending.append(asyncio.create_task(self._prepare(sentence, voice)))
+                if not pending:
+                    return
+                await self._answer(pending.popleft())
+        finally:
+            for task in pending:
+                task.cancel()
 
     async def _finish_stream(self) -> None:
         if self.sender is None:
@@ -157,6 +174,9 @@ class Session(AsyncEventHandler):
             return await self.server.audio(text, voice, self.client, required)
         except ApiError as exc:
             return exc
+        except Exception:  # never a dead connection for one sentence: an error event, and the next goes on
+            logger.exception("wyoming {}: could not prepare audio", self.client)
+            return ApiError("internal error; the service log has details", code="internal_error", status=500)
 
     async def _answer(self, prepared) -> None:
         got = await prepared
