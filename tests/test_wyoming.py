@@ -241,3 +241,13 @@ def test_a_long_streamed_text_is_spoken_whole_and_in_order(service):
         assert_speech(answer.audio, sentence, sample_rate=22050)
     seconds = [a.audio.seconds for a in answers]
     assert seconds == sorted(seconds), seconds
+
+
+def test_streamed_chunks_are_reassembled_into_whole_words_and_sentences():
+    from runtime.wyoming.server import take_sentences
+
+    text, spoken = "", []
+    for chunk in ["Hel", "lo there. How ", "are you to", "day? I am", " fine.", ""]:
+        done, text = take_sentences(text + chunk, "en-US")
+        spoken += done
+    assert spoken == ["Hello there.", "How are you today?"] and text.strip() == "I am fine."

@@ -72,6 +72,17 @@ def describe_voices(services) -> Info:
     return Info(tts=[program])
 
 
+def take_sentences(text: str, language: str) -> tuple[list[str], str]:
+    """Streamed text so far → (the sentences that are complete, the rest). A sentence is complete once more
+    text follows it; the rest keeps a trailing space, so the next chunk's first word stays a word of its own."""
+    if not text.strip():
+        return [], text
+    parts = split_text(normalise(text), language)
+    if len(parts) < 2:
+        return [], text
+    return parts[:-1], parts[-1] + (" " if text[-1].isspace() else "")
+
+
 class Session(AsyncEventHandler):
     """One client connection."""
 
@@ -101,12 +112,10 @@ class Session(AsyncEventHandler):
             self.sender = asyncio.create_task(self._send_sentences(self.sentences, start.voice))
         elif SynthesizeChunk.is_type(event.type):
             if self.streaming:
-                self.text += SynthesizeChunk.from_event(event).text
-                complete = self._split(self.text)
-                if len(complete) > 1:
-                    for sentence in complete[:-1]:
-                        self._queue(sentence)
-                    self.text = complete[-1]
+                complete, self.text = take_sentences(self.text + SynthesizeChunk.from_event(event).text,
+                                                     self._language())
+                for sentence in complete:
+                    self._queue(sentence)
         elif SynthesizeStop.is_type(event.type) and self.streaming:
             if self.text.strip():
                 self._queue(self.text)
@@ -120,10 +129,6 @@ class Session(AsyncEventHandler):
             self.sender.cancel()
 
     # -- streaming text in ---------------------------------------------------------------------------------
-
-    def _split(self, text: str) -> list[str]:
-        language = self._language()
-        return split_text(normalise(text), language) if text.strip() else []
 
     def _language(self) -> str:
         voice = self.voice
