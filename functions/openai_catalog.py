@@ -7,7 +7,7 @@ from runtime.functions import function
 from runtime.http import json_response
 from runtime.openapi import json_content
 from runtime.speech.request import OPENAI_MODELS
-from runtime.speech.voices import ENGINE_NAMES, display_name
+from runtime.speech.voices import labelled
 
 MODELS = {
     "summary": "The accepted model values (OpenAI's TTS models and the engine names)",
@@ -46,6 +46,6 @@ async def openai_models(request, ctx):
 async def openai_voices(request, ctx):
     catalog = ctx.catalog
     aliases = {alias: catalog.resolve(alias).id for alias in sorted(catalog.aliases)}
-    voices = [{"id": v.id, "name": f"{display_name(v)} — {ENGINE_NAMES.get(v.engine, v.engine)}",
+    voices = [{"id": v.id, "name": labelled(v),
                "language": v.language, "engine": v.engine} for v in catalog.all()]
     return json_response({"default": catalog.default.id, "voices": voices, "aliases": aliases})

@@ -110,10 +110,11 @@ def merge_options(options: Mapping[str, object], overrides: Mapping[str, object]
 class _Stats:
     """One function of one version in this process: its metric series, and whether it was called yet."""
 
-    __slots__ = ("cold", "name", "seconds", "statuses", "version")
+    __slots__ = ("cold", "label", "name", "seconds", "statuses", "version")
 
     def __init__(self, name: str, version: int) -> None:
         self.name, self.version = name, str(version)
+        self.label = f"{name}@{version}"  # on every log line of its requests
         self.statuses: dict[int, object] = {}
         self.seconds = metrics.REQUEST_SECONDS.labels(name, self.version)
         self.cold = True
@@ -433,7 +434,7 @@ class Registry:
             version = deployment.pick(scope) if pin is None else await self._pinned(deployment, name, pin, scope)
             call, cacheable = self.call_of(version, name)
             stats = version.stats[name]
-            runtime_logging.function.set(f"{name}@{version.number}")  # the edge resets it after the request
+            runtime_logging.function.set(stats.label)  # the edge resets it after the request
             if stats.cold:
                 stats.cold = False
                 metrics.FUNCTION_COLD_STARTS.labels(name, stats.version).inc()

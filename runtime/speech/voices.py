@@ -20,6 +20,11 @@ def display_name(voice: Voice) -> str:
     return voice.description or voice.name
 
 
+def labelled(voice: Voice) -> str:
+    """``Joe (English, US) — Piper``: the voice's name and the engine that speaks it."""
+    return f"{display_name(voice)} — {ENGINE_NAMES.get(voice.engine, voice.engine)}"
+
+
 class VoiceCatalog:
     def __init__(self, engines: dict[str, Engine], settings: Settings) -> None:
         self.engines = engines

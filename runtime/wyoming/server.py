@@ -44,7 +44,7 @@ from runtime.speech.request import SpeechRequest
 from runtime.speech.service import Rendered
 from runtime.speech.streaming import open_stream
 from runtime.speech.text import normalise
-from runtime.speech.voices import ENGINE_NAMES, display_name
+from runtime.speech.voices import labelled
 
 SAMPLES_PER_CHUNK = 1024
 LOOK_AHEAD = 3  # streamed sentences prepared (jobs queued) ahead of the one being sent
@@ -64,7 +64,7 @@ def describe_voices(services) -> Info:
     for voice in services.catalog.all():
         voices.append(TtsVoice(
             name=voice.id, attribution=ATTRIBUTION, installed=True, version=None,
-            description=f"{display_name(voice)} — {ENGINE_NAMES.get(voice.engine, voice.engine)}",
+            description=labelled(voice),
             languages=[voice.language]))
     program = TtsProgram(name="ef-speech", attribution=ATTRIBUTION, installed=True, version=_version(),
                          description="ef speech functions: cached, queued speech from several engines",
