@@ -3,7 +3,7 @@ Target: <= 0.25x. Every run uses new texts (no sentence is in the cache). Runs a
 POST /v1/audio/speech (mp3, the OpenAI default), then a whole synthesis of another text of the same length
 (POST /api/synthesize?wait=…, answered when the job has finished). Medians.
 
-    .venv/bin/python -m bench.stream_ttfb [--runs 5] [--chars 2000] [--format mp3]
+    .venv/bin/python -m bench.stream_ttfb [--runs 5] [--chars 2000] [--format mp3] [--env NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--chars", type=int, default=2000)
     parser.add_argument("--format", default="mp3")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the service, e.g. --env PIPER_IDLE_THREADS=0")
     args = parser.parse_args()
 
-    service = start_service()
+    service = start_service(dict(pair.split("=", 1) for pair in args.env))
     try:
         with httpx.Client(base_url=service.url, timeout=600) as client:
             def streamed(text: str) -> tuple[float, float]:

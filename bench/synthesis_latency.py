@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import time
 
 import httpx
 
-from bench.common import process_tree, start_service
+from bench.common import start_service
 from runtime.speech.engines.piper import PiperEngine
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it naps in the warm afternoon sun."
@@ -29,16 +28,14 @@ def main() -> None:
                         help="a setting for the service, e.g. --env ENGINE_ISOLATION=thread")
     args = parser.parse_args()
 
+    if args.cpu >= 0:
+        # Both sides on the same core, so the comparison is not at the mercy of which core each process
+        # lands on. Set before anything starts: the service and its engine processes inherit it, and the
+        # service sees one usable core (no idle lane, whose threads would only fight over it).
+        os.sched_setaffinity(0, {args.cpu})
     engine = PiperEngine(threads=1)  # the service's default: PIPER_THREADS=1
     engine.load()
     service = start_service(dict(pair.split("=", 1) for pair in args.env))
-    if args.cpu >= 0:
-        # Same core for both sides (every thread of the service and of its engine worker processes, and
-        # this process), so the comparison is
-        # not at the mercy of which core each process lands on.
-        for pid in process_tree(service.proc.pid):  # the service and its engine worker processes
-            subprocess.run(["taskset", "-a", "-cp", str(args.cpu), str(pid)], check=True, capture_output=True)
-        os.sched_setaffinity(0, {args.cpu})
     try:
         with httpx.Client(base_url=service.url, timeout=120) as client:
             body = {"model": "tts-1", "input": TEXT, "voice": "alloy", "response_format": "wav"}

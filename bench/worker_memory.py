@@ -36,6 +36,8 @@ def measure(env: dict[str, str], voice: str) -> tuple[float, list[float]]:
 def main() -> None:
     rows = [("espeak only", measure({"ENGINES": "espeak"}, "espeak:en-us")),
             ("piper + espeak", measure({"ENGINES": "piper,espeak"}, "piper:en_US-joe-medium")),
+            ("piper + espeak, no idle lane", measure({"ENGINES": "piper,espeak", "PIPER_IDLE_THREADS": "0"},
+                                                     "piper:en_US-joe-medium")),
             ("piper + espeak, espeak=1", measure({"ENGINES": "piper,espeak", "ENGINE_PROCESSES": "espeak=1"},
                                                  "piper:en_US-joe-medium")),
             ("piper + espeak, thread", measure({"ENGINES": "piper,espeak", "ENGINE_ISOLATION": "thread"},
@@ -51,7 +53,7 @@ def main() -> None:
     for name, (main_mb, children) in rows:
         parts = f" + {len(children)} engine processes ({' + '.join(f'{mb:.0f}' for mb in children)} MB)" \
             if children else " (engines in-process)"
-        print(f"  {name:28} service {main_mb:5.0f} MB{parts} = {main_mb + sum(children):6.0f} MB")
+        print(f"  {name:30} service {main_mb:5.0f} MB{parts} = {main_mb + sum(children):6.0f} MB")
 
 
 if __name__ == "__main__":

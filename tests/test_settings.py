@@ -1,8 +1,10 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from runtime.settings import ENVIRONMENT_VARIABLES, OPENAI_VOICE_NAMES, Settings, SettingsError
+from tests.support import ROOT
 
 
 def test_defaults_are_the_embedded_mode():
@@ -70,12 +72,70 @@ def test_thread_layout_and_isolation_defaults(monkeypatch):
     """One synthesis at a time per core (2 to 8), engines in worker processes, one process per worker thread."""
     import runtime.settings as settings_module
 
-    for cores, threads in ((1, 2), (2, 2), (4, 4), (32, 8)):
-        monkeypatch.setattr(settings_module.os, "cpu_count", lambda cores=cores: cores)
-        assert Settings.from_env({}).worker_threads == threads
+    for cores, threads, idle in ((1, 2, 0), (2, 2, 2), (4, 4, 4), (32, 8, 4)):
+        monkeypatch.setattr(settings_module, "usable_cores", lambda cores=cores: cores)
+        s = Settings.from_env({})
+        assert (s.worker_threads, s.piper_idle_threads) == (threads, idle)
     s = Settings.from_env({"WORKER_THREADS": "3", "ENGINE_PROCESSES": "coqui=1"})
     assert s.engine_isolation == "process" and s.piper_threads == 1
     assert (s.processes_for("piper"), s.processes_for("espeak"), s.processes_for("coqui")) == (3, 3, 1)
+
+
+def test_the_idle_lane_is_built_with_its_own_threads_and_only_when_it_has_more():
+    from runtime.speech.engines import _idle_lane
+
+    name, settings = _idle_lane("piper", Settings.from_env({"PIPER_IDLE_THREADS": "3"}))
+    assert name == "piper" and settings.piper_threads == 3
+    assert _idle_lane("piper", Settings.from_env({"PIPER_IDLE_THREADS": "0"})) is None
+    assert _idle_lane("piper", Settings.from_env({"PIPER_IDLE_THREADS": "2", "PIPER_THREADS": "2"})) is None
+    assert _idle_lane("espeak", Settings.from_env({"PIPER_IDLE_THREADS": "3"})) is None
+    with pytest.raises(SettingsError, match="PIPER_IDLE_THREADS"):
+        Settings.from_env({"PIPER_IDLE_THREADS": "many"})
+
+
+def test_usable_cores_follow_the_affinity_mask():
+    """A service started under ``taskset`` (or in a cpuset) sizes itself to the cores it may use: real
+    affinity, in a child process."""
+    import subprocess
+    import sys
+
+    code = ("from runtime.settings import Settings, usable_cores; s = Settings.from_env({}); "
+            "print(usable_cores(), s.worker_threads, s.piper_idle_threads)")
+    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert pinned.stdout.split() == ["1", "2", "0"]  # two worker threads still; no idle lane on one core
+    if len(os.sched_getaffinity(0)) > 1:
+        both = subprocess.run(["taskset", "-c", "0,1", sys.executable, "-c", code], capture_output=True,
+                              text=True, check=True, cwd=ROOT)
+        assert both.stdout.split()[0] == "2"
+
+
+def test_a_cgroup_cpu_quota_narrows_the_cores(tmp_path):
+    """Docker's --cpus and Compose's cpus: are a CFS quota on the container's cgroup: v2 (cpu.max) and v1
+    (cpu.cfs_quota_us / cpu.cfs_period_us), on the process's cgroup or a parent; the tightest counts."""
+    from runtime.settings import cgroup_cpu_quota
+
+    v2 = tmp_path / "v2"
+    (v2 / "system.slice" / "ef.service").mkdir(parents=True)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    (v2 / "system.slice" / "cpu.max").write_text("250000 100000\n")
+    (v2 / "system.slice" / "ef.service" / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(v2, "0::/system.slice/ef.service\n") == 1.5
+    assert cgroup_cpu_quota(v2, "0::/system.slice\n") == 2.5
+    assert cgroup_cpu_quota(v2, "0::/elsewhere/not/visible\n") is None  # the root's "max": no quota
+    (v2 / "cpu.max").write_text("50000 100000\n")  # a container: its root is its own cgroup
+    assert cgroup_cpu_quota(v2, "0::/docker/0123abcd\n") == 0.5
+
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "docker" / "abc").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us").write_text("100000\n")
+    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
+    membership = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n"
+    assert cgroup_cpu_quota(v1, membership) == 1.0
+    assert cgroup_cpu_quota(v1, "3:cpu,cpuacct:/\n") is None  # -1: no quota
+    assert cgroup_cpu_quota(tmp_path / "nothing", membership) is None
 
 
 def test_environment_then_env_file_then_secrets_files(tmp_path):
@@ -125,8 +185,6 @@ def test_env_sample_lists_every_variable_at_its_default():
     from dotenv import dotenv_values
 
     from runtime.settings import env_sample
-    from tests.support import ROOT
-
     assert (ROOT / ".env.sample").read_text() == env_sample()  # regenerate it as env_sample() says
     sample = dotenv_values(ROOT / ".env.sample")
     assert set(sample) == set(ENVIRONMENT_VARIABLES)

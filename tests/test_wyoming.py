@@ -5,6 +5,7 @@ hangs up, several clients at once, and the address allowlist."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -241,6 +242,13 @@ def test_a_long_streamed_text_is_spoken_whole_and_in_order(service):
         assert_speech(answer.audio, sentence, sample_rate=22050)
     seconds = [a.audio.seconds for a in answers]
     assert seconds == sorted(seconds), seconds
+    # synthesised one after the other (each with the cores to itself), not side by side
+    with service.db() as db:
+        jobs = db.execute("SELECT text, started_at, finished_at FROM jobs WHERE text LIKE ? ORDER BY started_at",
+                          (f"List {tag} item %",)).fetchall()
+    assert [job["text"] for job in jobs] == sentences
+    for earlier, later in itertools.pairwise(jobs):
+        assert later["started_at"] >= earlier["finished_at"], (earlier, later)
 
 
 def test_streamed_chunks_are_reassembled_into_whole_words_and_sentences():

@@ -190,9 +190,9 @@ class Synthesizer:
         Job.update(chunk_keys=",".join(key for _, key in chunks)).where(Job.id == job.id).execute()
         ahead: dict[int, Pending] = {}  # chunk number -> synthesis asked for before its turn
 
-        def ask(n: int) -> Pending:
+        def ask(n: int, queue_behind: bool = False) -> Pending:
             item = chunks[n][0]
-            return engine.submit(item.text, voice.name, chunk_speed(item, job.speed))
+            return engine.submit(item.text, voice.name, chunk_speed(item, job.speed), queue_behind=queue_behind)
 
         def look_ahead(n: int) -> None:
             """Keep the next sentence that is not cached queued (one at most, looking a few sentences
@@ -204,7 +204,9 @@ class Synthesizer:
             for m in range(n, min(len(chunks), n + LOOK_AHEAD_CHUNKS)):
                 key = chunks[m][1]
                 if key not in earlier and not self.cache.exists(key, "wav"):
-                    ahead[m] = ask(m)
+                    # asked while the first sentence (the one a listener waits for) is synthesised, it
+                    # may wait behind it rather than take cores from it
+                    ahead[m] = ask(m, queue_behind=n == 1)
                     return
                 earlier.add(key)
 
@@ -230,8 +232,8 @@ class Synthesizer:
                     cached += 1
                 parts.append(part.faded())
                 done += 1
+                self.publish(job.id)  # wakes streaming responses that wait for this chunk (before the row write)
                 progress(done, cached, final=done == total)
-                self.publish(job.id)  # wakes streaming responses that wait for this chunk
         finally:
             for pending in ahead.values():  # the job failed or gave up: no work for nobody
                 pending.cancel()

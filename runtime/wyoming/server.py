@@ -143,8 +143,8 @@ class Session(AsyncEventHandler):
         self.sentences.put_nowait(sentence)
 
     async def _send_sentences(self, queue: asyncio.Queue, voice: SynthesizeVoice | None) -> None:
-        """Speak the streamed sentences in order. The next ``LOOK_AHEAD`` sentences' audio is prepared (their
-        jobs queued) while one is sent; no more, so a client streaming a book does not flood the queue."""
+        """Speak the streamed sentences in order. The next ``LOOK_AHEAD`` sentences' audio is prepared, one
+        after the other, while one is sent; no more, so a client streaming a book does not flood the queue."""
         pending: deque[asyncio.Task] = deque()
         closed = False
         try:
@@ -154,13 +154,22 @@ class Session(AsyncEventHandler):
                     if sentence is None:
                         closed = True
                     else:
-                        pending.append(asyncio.create_task(self._prepare(sentence, voice)))
+                        before = pending[-1] if pending else None
+                        pending.append(asyncio.create_task(self._prepare_after(before, sentence, voice)))
                 if not pending:
                     return
                 await self._answer(pending.popleft())
         finally:
             for task in pending:
                 task.cancel()
+
+    async def _prepare_after(self, before: asyncio.Task | None, text: str, voice: SynthesizeVoice | None):
+        """``_prepare`` once the sentence before is ready: one sentence synthesised at a time, each with the
+        cores to itself (a lone synthesis takes the engine's idle lane), so the first, which the listener
+        is waiting for, is not slowed by the ones after it; each is still ready long before its turn."""
+        if before is not None:
+            await asyncio.wait([before])
+        return await self._prepare(text, voice)
 
     async def _finish_stream(self) -> None:
         if self.sender is None:

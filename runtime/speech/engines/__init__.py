@@ -58,8 +58,17 @@ def isolate_engines(engines: dict[str, Engine], settings: Settings) -> dict[str,
     from runtime.speech.engines.isolated import ProcessIsolated
 
     return {name: ProcessIsolated(engine, "runtime.speech.engines:build_engine", (name, settings),
-                                  settings.processes_for(name), settings.log_level, settings.log_json)
+                                  settings.processes_for(name), settings.log_level, settings.log_json,
+                                  idle_args=_idle_lane(name, settings), idle_threads=settings.piper_idle_threads)
             if name in ISOLATED_ENGINES else engine for name, engine in engines.items()}
+
+
+def _idle_lane(name: str, settings: Settings) -> tuple | None:
+    """How the idle lane's engine is built: Piper with ``PIPER_IDLE_THREADS`` threads (when more than its
+    shared processes use). eSpeak NG is single-threaded and fast; Coqui is left to ``COQUI_THREADS``."""
+    if name == "piper" and settings.piper_idle_threads > settings.piper_threads:
+        return name, settings.with_(piper_threads=settings.piper_idle_threads)
+    return None
 
 
 def build_engines(settings: Settings, disabled: dict[str, str] | None = None) -> dict[str, Engine]:

@@ -110,9 +110,10 @@ class Engine(ABC):
             pcm = time_stretch(pcm, speed / native)
         return pcm
 
-    def submit(self, text: str, voice: str, speed: float = 1.0) -> Pending:
+    def submit(self, text: str, voice: str, speed: float = 1.0, queue_behind: bool = False) -> Pending:
         """``synthesize`` asked for ahead of time: a job keeps its next sentence queued while it stores the
-        last one, so an engine with worker processes never waits for the job's bookkeeping."""
+        last one, so an engine with worker processes never waits for the job's bookkeeping. ``queue_behind``:
+        it may wait for the same job's synthesis in flight rather than run beside it."""
         return Pending(lambda: self.synthesize(text, voice, speed))
 
     def _call_with_deadline(self, text: str, voice: str, speed: float) -> Pcm:

@@ -9,8 +9,14 @@ service down: the pool reports the dead process as a failed synthesis, the fallb
 a new process loads the model.
 
 Each process holds one copy of the model and runs one synthesis at a time, so ``processes`` is the
-engine's parallelism. Metadata (voices, identity, model files) stays in the parent, read from a local,
-never-loaded instance of the engine. Children are started with ``spawn``: the parent runs threads (web
+engine's parallelism. An engine may also have an *idle lane*: one more process whose copy of the model uses
+several cores (``PIPER_IDLE_THREADS``). A synthesis that starts while this worker process has no other
+synthesis in flight runs there, so a lone request is answered as fast as the machine allows; under load
+every synthesis runs on one core in the shared processes, which is what gives the most audio per second
+(measured by ``bench.throughput`` and ``bench.wyoming``).
+
+Metadata (voices, identity, model files) stays in the parent, read from a local, never-loaded instance of
+the engine. Children are started with ``spawn``: the parent runs threads (web
 loop, Dramatiq workers), and forking a threaded process is unsafe.
 """
 
@@ -31,6 +37,12 @@ from runtime.speech.audio import Pcm
 from runtime.speech.engines.base import Engine, EngineError, Pending, Voice
 
 _POLL_S = 0.25  # the waiting thread wakes this often, so Dramatiq's time limit can interrupt it
+
+# In the parent: syntheses submitted and not finished, over every isolated engine (they share the cores):
+# on the shared processes, and on each engine's idle lane.
+_lanes_lock = threading.Lock()
+_in_flight = {"shared": 0, "idle": 0}
+IDLE_LANE_DEPTH = 2  # one sentence running on the idle lane, and the same job's next one waiting
 
 # In a worker process: the one engine this process exists to run, or why it could not be loaded.
 _child: dict[str, object] = {}
@@ -77,7 +89,8 @@ class ProcessIsolated(Engine):
     ``factory`` (``"module:function"``, called with ``args``) and loaded once."""
 
     def __init__(self, inner: Engine, factory: str, args: tuple = (), processes: int = 1,
-                 log_level: str = "INFO", log_json: bool = True) -> None:
+                 log_level: str = "INFO", log_json: bool = True, idle_args: tuple | None = None,
+                 idle_threads: int = 0) -> None:
         self.inner = inner
         self.name = inner.name
         self.speed_range = inner.speed_range
@@ -86,7 +99,11 @@ class ProcessIsolated(Engine):
         self._factory = factory
         self._args = args
         self._log = (log_level, log_json)
+        self._idle_args = idle_args  # the idle lane's engine (None: no idle lane)
+        self.idle_threads = idle_threads if idle_args is not None else 0  # (reported by /health/tts)
         self._pool = None
+        self._idle_pool = None
+        self._idle_in_flight = 0
         self._ready = False
         self._lock = threading.Lock()
 
@@ -114,17 +131,25 @@ class ProcessIsolated(Engine):
             if self._pool is None:
                 from pebble import ProcessPool
 
+                spawn = multiprocessing.get_context("spawn")
                 self._pool = ProcessPool(max_workers=self.processes, initializer=_child_init,
-                                         initargs=(self._factory, self._args, *self._log),
-                                         context=multiprocessing.get_context("spawn"))
-                logger.info("engine {}: synthesis in {} worker process(es)", self.name, self.processes)
+                                         initargs=(self._factory, self._args, *self._log), context=spawn)
+                if self._idle_args is not None:
+                    self._idle_pool = ProcessPool(max_workers=1, initializer=_child_init,
+                                                  initargs=(self._factory, self._idle_args, *self._log),
+                                                  context=spawn)
+                logger.info("engine {}: synthesis in {} worker process(es){}", self.name, self.processes,
+                            " and an idle lane" if self._idle_pool is not None else "")
         if not self._ready:
             # Every process has loaded its copy when each has answered a readiness task (the first loads
             # are in parallel; until all are done the first requests would queue behind the slowest one).
+            idle = self._idle_pool.schedule(_child_ready, args=(0,)) if self._idle_pool is not None else None
             seen: set[int] = set()
             while len(seen) < self.processes:
                 futures = [self._pool.schedule(_child_ready, args=(0.05,)) for _ in range(self.processes)]
                 seen.update(self._wait(future, None) for future in futures)
+            if idle is not None:
+                self._wait(idle, None)
             self._ready = True
 
     def _synthesize(self, text: str, voice: str, speed: float) -> Pcm:
@@ -134,13 +159,46 @@ class ProcessIsolated(Engine):
         """One synthesis in a worker process, ended with the process after ``deadline_s`` (0: none)."""
         return self.submit(text, voice, speed).result()
 
-    def submit(self, text: str, voice: str, speed: float = 1.0) -> Pending:
-        """Queue a synthesis for the next free worker process (the deadline counts from when it starts)."""
+    def submit(self, text: str, voice: str, speed: float = 1.0, queue_behind: bool = False) -> Pending:
+        """Queue a synthesis for the next free worker process (the deadline counts from when it starts).
+
+        The idle lane takes it when nothing else is being synthesised in this process. It also takes a job's
+        second sentence (``queue_behind``) asked while the first, on the idle lane, is the only synthesis:
+        it waits there rather than take cores from the sentence a listener is waiting for. Anything else
+        goes to the shared processes, one core each: a long text's later sentences overlap there."""
+        from runtime import metrics  # (the parent's: worker processes never import it)
+
         if self._pool is None:
             self.load()
-        future = self._pool.schedule(_child_synthesize, args=(text, voice, speed),
-                                     timeout=self.deadline_s or None)
+        lane = self._claim(queue_behind)
+        pool = self._idle_pool if lane == "idle" else self._pool
+        try:
+            future = pool.schedule(_child_synthesize, args=(text, voice, speed), timeout=self.deadline_s or None)
+        except BaseException:
+            self._release(lane)
+            raise
+        future.add_done_callback(lambda _future: self._release(lane))
+        metrics.ENGINE_LANES.labels(self.name, lane).inc()
         return Pending(lambda: self._wait(future, self.deadline_s), cancel=future.cancel)  # (ends its process)
+
+    def _claim(self, queue_behind: bool) -> str:
+        """The lane for a new synthesis, counted in flight until ``_release``."""
+        with _lanes_lock:
+            others = _in_flight["shared"] + _in_flight["idle"] - self._idle_in_flight  # not on this idle lane
+            if self._idle_pool is not None and others == 0 and (
+                    self._idle_in_flight == 0 or (queue_behind and self._idle_in_flight < IDLE_LANE_DEPTH)):
+                lane = "idle"
+                self._idle_in_flight += 1
+            else:
+                lane = "shared"
+            _in_flight[lane] += 1
+            return lane
+
+    def _release(self, lane: str) -> None:
+        with _lanes_lock:
+            _in_flight[lane] -= 1
+            if lane == "idle":
+                self._idle_in_flight -= 1
 
     def _wait(self, future, deadline_s: float | None):
         """The future's result, polling so that an asynchronous exception (Dramatiq's time limit) reaches
@@ -170,10 +228,12 @@ class ProcessIsolated(Engine):
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool, self._ready = self._pool, None, False
-        if pool is not None:
-            pool.stop()
-            pool.join(timeout=10)
+            pools = (self._pool, self._idle_pool)
+            self._pool, self._idle_pool, self._ready = None, None, False
+        for pool in pools:
+            if pool is not None:
+                pool.stop()
+                pool.join(timeout=10)
 
 
 __all__ = ["ProcessIsolated"]

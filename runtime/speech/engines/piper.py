@@ -75,6 +75,10 @@ class PiperEngine(Engine):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            if self.threads > 1:
+                # ONNX's helper threads otherwise spin for a while after each run, taking cores from the
+                # one-thread syntheses beside them (the idle lane runs next to the shared processes)
+                options.add_session_config_entry("session.force_spinning_stop", "1")
             try:
                 session = onnxruntime.InferenceSession(
                     str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"])
