@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import pytest
 
 from tests.support import ServiceProcess, assert_speech, decode_wav, decode_with_ffmpeg, poll_job
+from tests.test_wyoming import Answer, synthesize
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +60,15 @@ def test_synthesis_goes_through_a_separate_worker(redis_server, tmp_path):
             assert at_first["status"] == "running", at_first
             assert at_first["progress"]["chunks_done"] < at_first["progress"]["chunks_total"] == 8, at_first
             assert_speech(decode_with_ffmpeg(audio), long_text, sample_rate=22050)
+
+            # Wyoming: the web process listens, the worker synthesises
+            said = "Home Assistant asked the web process. The worker spoke it through Redis."
+            answer = asyncio.run(synthesize(web.wyoming_port, said))
+            assert isinstance(answer, Answer), answer
+            assert_speech(answer.audio, said, sample_rate=22050)
+            with web.db() as db:
+                row = db.execute("SELECT worker_id FROM jobs WHERE text = ?", (said,)).fetchone()
+            assert row["worker_id"].split(":")[1] == str(worker.proc.pid)
 
             # Worker gone: jobs are accepted and kept; a new worker picks them up. Nothing is lost.
             worker.stop()
