@@ -157,6 +157,11 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
             from runtime.wyoming.server import WyomingServer
 
             wyoming = await WyomingServer(settings, services).start()
+        announcer = None
+        if wyoming is not None and settings.wyoming_zeroconf != "off":
+            from runtime.wyoming.discovery import Announcer, instance_name
+
+            announcer = await Announcer(instance_name(settings.wyoming_zeroconf), wyoming.host, wyoming.port).start()
         scheduler = None
         if settings.embedded:
             from scheduler.runner import Scheduler
@@ -171,6 +176,8 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
         try:
             yield
         finally:
+            if announcer is not None:
+                await announcer.stop()
             if wyoming is not None:
                 await wyoming.stop()
             sync.stop()

@@ -279,6 +279,7 @@ class Settings:
     # Wyoming (runtime/wyoming): Home Assistant's local voice protocol, on its own TCP port
     wyoming_uri: str = ""  # tcp://host:port; empty: tcp://HOST:10200 (exposed when HOST is); "off": none
     wyoming_allowed_cidrs: tuple[str, ...] = ("127.0.0.0/8", "::1/128", "192.168.1.0/24")  # Wyoming clients
+    wyoming_zeroconf: str = "off"  # on, or a service name: announce the Wyoming server over mDNS (zeroconf)
 
     @property
     def wyoming_listen(self) -> tuple[str, int] | None:
@@ -340,6 +341,10 @@ class Settings:
                 raise SettingsError(str(exc)) from None
         if self.wyoming_uri not in ("", "off") and wyoming_address(self.wyoming_uri) is None:
             raise SettingsError(f"WYOMING_URI must be tcp://host:port (or off), got {self.wyoming_uri!r}")
+        zeroconf = self.wyoming_zeroconf
+        if not zeroconf or len(zeroconf.encode()) > 63 or "." in zeroconf:
+            raise SettingsError(f"WYOMING_ZEROCONF must be off, on, or a service name of at most 63 bytes without "
+                                f"dots, got {zeroconf!r}")
         for origin in self.cors_origins:
             if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
                 raise SettingsError(f"CORS_ORIGINS must list origins such as https://ha.example.lan (no '*', no "
@@ -568,6 +573,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "canary_max_error_rate": ("CANARY_MAX_ERROR_RATE", _float("CANARY_MAX_ERROR_RATE", 0, 1)),
     "self_test_timeout_s": ("SELF_TEST_TIMEOUT_S", _float("SELF_TEST_TIMEOUT_S", 0.1, 3600)),
     "wyoming_uri": ("WYOMING_URI", str),
+    "wyoming_zeroconf": ("WYOMING_ZEROCONF", str),
     "wyoming_allowed_cidrs": ("WYOMING_ALLOWED_CIDRS", _list),
 }
 

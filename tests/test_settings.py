@@ -210,3 +210,17 @@ def test_database_urls_peewee_would_misread_are_refused(url, says):
 def test_log_file_rotation_and_retention_are_validated(env, var):
     with pytest.raises(SettingsError, match=var):
         Settings.from_env(env)
+
+
+def test_the_zeroconf_name_is_checked():
+    from runtime.wyoming.discovery import announced_address, instance_name
+
+    assert Settings.from_env({}).wyoming_zeroconf == "off"
+    assert Settings.from_env({"WYOMING_ZEROCONF": "Kitchen speaker"}).wyoming_zeroconf == "Kitchen speaker"
+    for bad in ("kitchen.local", "x" * 64):
+        with pytest.raises(SettingsError, match="WYOMING_ZEROCONF"):
+            Settings.from_env({"WYOMING_ZEROCONF": bad})
+    assert instance_name("on").startswith("ef-speech-") and instance_name("Den") == "Den"
+    assert announced_address("127.0.0.1") == "127.0.0.1"
+    with pytest.raises(RuntimeError, match="IPv4"):
+        announced_address("::1")
