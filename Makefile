@@ -1,6 +1,6 @@
 # ef speech functions — one command to run, one to test. Both install what they need.
 #   make run    install and start the service on 127.0.0.1:8000 (embedded mode)
-#   make test   install everything (incl. redis-server, postgresql, nginx, chromium, docker-compose via apt as root), run the suite
+#   make test   install everything (incl. redis-server, postgresql, nginx, chromium, docker-compose, iproute2 via apt as root), run the suite
 #   make lint   ruff;  make bench   benchmarks (needs nginx, wrk, redis-server: installed via apt as root)
 #   make coqui  add the optional Coqui TTS engine (torch on the CPU, coqui-tts) to the venv
 
@@ -50,7 +50,7 @@ run: $(VENV)/.installed
 	$(BIN)/python -m runtime serve
 
 system-test:
-	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose pg_ctlcluster:postgresql chromium:chromium nginx:nginx prometheus:prometheus)
+	@$(call apt_install,redis-server:redis-server docker-compose:docker-compose pg_ctlcluster:postgresql chromium:chromium nginx:nginx prometheus:prometheus ip:iproute2)
 
 test: system-test $(VENV)/.installed-dev $(VENV)/.installed-coqui
 	$(BIN)/python -m pytest
