@@ -87,8 +87,9 @@ def test_describe_lists_every_voice_readably(service):
     assert sorted(v.name for v in program.voices) == sorted(v["id"] for v in listed)
     joe = next(v for v in program.voices if v.name == JOE)
     assert joe.description == "Joe (English, US) — Piper" and joe.languages == ["en-US"] and joe.installed
-    assert joe.attribution.name
-    assert next(v for v in program.voices if v.name == "espeak:af").description == "Afrikaans — eSpeak NG"
+    assert joe.attribution.url == "https://github.com/rhasspy/piper"  # the engine's work, credited
+    afrikaans = next(v for v in program.voices if v.name == "espeak:af")
+    assert afrikaans.description == "Afrikaans — eSpeak NG" and afrikaans.attribution.name == "eSpeak NG"
 
 
 def test_synthesize_streams_a_long_text_then_answers_it_from_the_cache(service):

@@ -50,6 +50,12 @@ SAMPLES_PER_CHUNK = 1024
 LOOK_AHEAD = 3  # streamed sentences prepared (jobs queued) ahead of the one being sent
 WIDTH, CHANNELS = 2, 1
 ATTRIBUTION = Attribution(name="ef speech functions", url="https://github.com/ef-speech/ef-speech-functions")
+# whose work a voice is: its engine's (Home Assistant shows it beside the voice)
+ENGINE_ATTRIBUTIONS = {
+    "piper": Attribution(name="rhasspy (Piper)", url="https://github.com/rhasspy/piper"),
+    "espeak": Attribution(name="eSpeak NG", url="https://github.com/espeak-ng/espeak-ng"),
+    "coqui": Attribution(name="Coqui TTS", url="https://github.com/idiap/coqui-ai-TTS"),
+}
 
 
 def _version() -> str:
@@ -63,7 +69,8 @@ def describe_voices(services) -> Info:
     voices = []
     for voice in services.catalog.all():
         voices.append(TtsVoice(
-            name=voice.id, attribution=ATTRIBUTION, installed=True, version=None,
+            name=voice.id, attribution=ENGINE_ATTRIBUTIONS.get(voice.engine, ATTRIBUTION), installed=True,
+            version=None,
             description=labelled(voice),
             languages=[voice.language]))
     program = TtsProgram(name="ef-speech", attribution=ATTRIBUTION, installed=True, version=_version(),
