@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, functions_dir: Path = FUNCTIONS
                 await announcer.stop()
             if wyoming is not None:
                 await wyoming.stop()
+            services.stop_worker()  # first: no queued job starts while the rest shuts down
             sync.stop()
             if scheduler is not None:
                 scheduler.stop()  # releases the lease

@@ -183,10 +183,17 @@ class Services:
     def recover(self) -> int:
         return recover(self.liveness, self.speech.enqueue)
 
-    def close(self) -> None:
+    def stop_worker(self) -> None:
+        """Take no new job; wait for the ones running to finish (the queued ones stay queued for the next
+        start). The first step of a shutdown, so a job that ends during the rest of it is not followed by
+        the next one in the queue."""
         self._stop_probes.set()
         if self.worker is not None:
             self.worker.stop(timeout=int(self.settings.job_timeout_s * 1000))
+            self.worker = None
+
+    def close(self) -> None:
+        self.stop_worker()
         self.accesses.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
