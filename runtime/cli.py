@@ -1,6 +1,7 @@
 """``python -m runtime serve [--host H] [--port P]``, ``python -m runtime worker``,
-``python -m runtime models [--write-manifest]``, ``python -m runtime admin …``, ``python -m runtime keys …``
-and the function deploys (``functions``, ``deploy``, ``promote``, ``rollback``: ``runtime.deploy.cli``)."""
+``python -m runtime models [--write-manifest]``, ``python -m runtime admin …``, ``python -m runtime keys …``,
+the function deploys (``functions``, ``deploy``, ``promote``, ``rollback``: ``runtime.deploy.cli``) and
+speech from the command line (``say``, ``batch``: ``runtime.say``)."""
 
 from __future__ import annotations
 
@@ -135,6 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("backup", help="back the database up into DATA_DIR/backups (verified)")
     sub.add_parser("restore", help="replace the database with a backup (the service must be stopped)") \
         .add_argument("file", help="a backup file (DATA_DIR/backups/db-….sqlite)")
+    say = sub.add_parser("say", help="speak one phrase into a file, through the cache, without a server")
+    say.add_argument("text", help="what to say")
+    say.add_argument("-o", "--out", required=True, help="the audio file to write (- for standard output); its "
+                     "suffix picks the format unless --format does")
+    batch = sub.add_parser("batch", help="pre-render a list of phrases (one per line) into the cache and a "
+                           "directory; run it again to resume")
+    batch.add_argument("phrases", help="a text file, one phrase per line (# comments; - for standard input)")
+    batch.add_argument("--out", required=True, help="directory for the files (0001-first-words.mp3, …)")
+    batch.add_argument("--parallel", type=int, help="phrases in flight at once (default: twice WORKER_THREADS)")
+    for command in (say, batch):
+        command.add_argument("--voice", help="a voice id (GET /api/voices) or alias; default DEFAULT_VOICE")
+        command.add_argument("--format", help="mp3, opus, aac, flac, wav or pcm (checked as the API checks it)")
+        command.add_argument("--speed", type=float, help="0.25 to 4.0 (default 1.0)")
     from runtime.deploy import cli as deploy_cli
     from runtime.security import cli as security_cli
 
@@ -168,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("functions", "deploy", "promote", "rollback"):
         runtime_logging.setup("WARNING", False)
         return deploy_cli.run(args, settings)
+    if args.command in ("say", "batch"):
+        from runtime import say as speak
+
+        runtime_logging.setup("WARNING", False)
+        if args.command == "say":
+            return speak.say(settings, args.text, args.out, args.voice, args.format, args.speed)
+        return speak.batch(settings, args.phrases, args.out, args.voice, args.format or "mp3", args.speed,
+                           args.parallel)
     runtime_logging.setup(settings.log_level, settings.log_json, settings.log_file, settings.log_rotation,
                           settings.log_retention)
     return _serve(settings) if args.command == "serve" else _worker(settings)

@@ -165,17 +165,20 @@ class Services:
             update={EngineProbe.ok: ok, EngineProbe.latency_s: round(latency_s, 4),
                     EngineProbe.error: error[:2000] or None, EngineProbe.probed_at: utcnow()}).execute()
 
-    def start_worker(self, *, load_in_background: bool) -> None:
-        """Run synthesis in this process: heartbeat, engines, ``dramatiq.Worker``, then recovery."""
+    def start_worker(self, *, load_in_background: bool, preload: bool = True) -> None:
+        """Run synthesis in this process: heartbeat, engines, ``dramatiq.Worker``, then recovery.
+        ``preload=False`` (the command line's ``say`` and ``batch``): no engine is loaded before its first
+        synthesis and no canaries run."""
         self.heartbeat = Heartbeat(self.liveness, self.settings.worker_heartbeat_s, self.ready_engines)
         self.synthesizer.worker_id = self.heartbeat.id
-        if load_in_background:
+        if preload and load_in_background:
             threading.Thread(target=self.load_engines, name="engine-loader", daemon=True).start()
-        else:
+        elif preload:
             self.load_engines()
         self.heartbeat.start()
         self._stop_probes.clear()
-        threading.Thread(target=self._probe_loop, name="engine-canaries", daemon=True).start()
+        if preload:
+            threading.Thread(target=self._probe_loop, name="engine-canaries", daemon=True).start()
         self.worker = start_worker(self.broker, self.settings.worker_threads)
         logger.info("worker {} started with {} thread(s)", self.heartbeat.id, self.settings.worker_threads)
         self.recover()
