@@ -16,8 +16,8 @@ every synthesis runs on one core in the shared processes, which is what gives th
 (measured by ``bench.throughput`` and ``bench.wyoming``).
 
 Metadata (voices, identity, model files) stays in the parent, read from a local, never-loaded instance of
-the engine. Children are started with ``spawn``: the parent runs threads (web
-loop, Dramatiq workers), and forking a threaded process is unsafe.
+the engine. Children are started with ``spawn``: the parent runs threads (web loop, Dramatiq workers), and
+forking a threaded process is unsafe.
 """
 
 from __future__ import annotations
