@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import sys
 import unicodedata
 from collections import Counter
@@ -188,14 +189,25 @@ def batch(settings: Settings, file: str, out: str, voice: str | None, fmt: str, 
     local = LocalSpeech(settings)
     outcomes: list[Outcome] = []
     progress = tqdm(total=len(phrases), unit="phrase", file=sys.stderr, dynamic_ncols=True)
+    received: list[int] = []
+
+    def interrupt(signum, _frame) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM (a service manager, `kill`) both end the batch with its summary, even where the
+    # shell started it with SIGINT ignored (a background job): what was rendered is in the cache
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         asyncio.run(render_all(local, phrases, out_dir, voice, fmt, speed,
                                parallel or max(2, settings.worker_threads * 2), progress, outcomes))
     except KeyboardInterrupt:
         progress.close()
         print(f"interrupted: {summary(outcomes, len(phrases))}", file=sys.stderr)
-        return 130
+        return 128 + (received[0] if received else signal.SIGINT)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         progress.close()
         local.close()
     for failed in (o for o in outcomes if o.kind == "failed"):

@@ -63,8 +63,9 @@ def test_a_batch_renders_resumes_after_ctrl_c_and_reports_failures(tmp_path):
     # Piper, one phrase at a time: slow enough (a few tenths of a second a phrase) that Ctrl-C lands mid-batch
     env = {"MAX_JOB_TEXT_CHARS": "120", "PIPER_IDLE_THREADS": "0"}
     command = [sys.executable, "-m", "runtime", "batch", str(listing), "--out", str(out), "--parallel", "1"]
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731  as for a background job
     first = subprocess.Popen(command, cwd=ROOT, env=ServiceProcess(data, env=env).env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+                             stderr=subprocess.PIPE, preexec_fn=ignore_sigint)
     deadline = time.monotonic() + 60
     while len(list(out.glob("*.mp3"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
