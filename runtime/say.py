@@ -25,8 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loguru import logger
-
 from runtime.errors import ApiError
 from runtime.settings import Settings
 
@@ -74,11 +72,13 @@ class LocalSpeech:
         key = speech.cached(req)
         if key is not None:
             rendered = Rendered(key, req.format, req.voice.engine, False, cache_hit=True)
-        else:
+        else:  # what speech.render does after its cache check (not checked twice: one miss counted)
+            from starlette.concurrency import run_in_threadpool
+
             self._work()
+            job, _ = await run_in_threadpool(speech.submit, req, CALLER)
             # a phrase of many sentences may take long: wait as long as its job may take
-            timeout = max(self.settings.request_timeout_s, self.settings.job_timeout_s * 4)
-            rendered = await speech.render(req, timeout, caller=CALLER)
+            rendered = await speech.outcome(job, max(self.settings.request_timeout_s, self.settings.job_timeout_s * 4))
         return self.services.cache.path(rendered.key, rendered.format), rendered
 
     def close(self) -> None:
@@ -213,5 +213,4 @@ def batch(settings: Settings, file: str, out: str, voice: str | None, fmt: str, 
     for failed in (o for o in outcomes if o.kind == "failed"):
         print(f"line {failed.line} failed: {failed.detail} ({failed.text[:60]!r})", file=sys.stderr)
     print(f"{summary(outcomes, len(phrases))}; files in {out_dir}", file=sys.stderr)
-    logger.debug("batch of {} phrase(s) done", len(phrases))
     return 1 if any(o.kind == "failed" for o in outcomes) else 0

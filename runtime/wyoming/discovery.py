@@ -10,6 +10,7 @@ reports: connecting a UDP socket sends nothing).
 
 from __future__ import annotations
 
+import re
 import socket
 
 from loguru import logger
@@ -23,6 +24,11 @@ def instance_name(setting: str) -> str:
     if setting == "on":
         return f"ef-speech-{socket.gethostname().split('.')[0]}"[:63]
     return setting
+
+
+def host_label(name: str) -> str:
+    """A service name ("Kitchen speaker") as a DNS host label (``kitchen-speaker``) for the SRV target."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "ef-speech"
 
 
 def announced_address(host: str) -> str:
@@ -53,7 +59,7 @@ class Announcer:
 
         self._info = AsyncServiceInfo(
             SERVICE_TYPE, f"{self.name}.{SERVICE_TYPE}", port=self.port,
-            addresses=[socket.inet_aton(self.address)], server=f"{self.name}.local.",
+            addresses=[socket.inet_aton(self.address)], server=f"{host_label(self.name)}.local.",
             properties={"program": "ef-speech"})
         self._zeroconf = AsyncZeroconf(interfaces=[self.address])  # on the announced address's interface only
         await self._zeroconf.async_register_service(self._info)  # (announced by a task, in the background)
